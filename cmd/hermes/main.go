@@ -1,0 +1,122 @@
+// Command hermes trains neural networks across unequal edge devices with the
+// Hermes method. It is only wiring: flags in, packages called, results out.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+)
+
+const usage = `hermes: distributed training for unequal edge devices
+
+usage: hermes COMMAND [flags]
+
+commands:
+  train    train a model in one process
+  eval     evaluate a saved model
+  bench    benchmarks: 'bench engine' measures the engine against the PyTorch peer
+  ps       parameter server              (not implemented yet: issue #6)
+  worker   edge worker                   (not implemented yet: issue #6)
+  sim      discrete-event simulation     (not implemented yet: issue #5)
+  demo     local cluster demo            (not implemented yet: issue #6)
+
+'hermes COMMAND -h' lists a command's flags.
+`
+
+// errUsage marks errors where the flags were wrong; flag already printed why.
+var errUsage = errors.New("usage")
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "hermes:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(os.Stderr, usage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "train":
+		return cmdTrain(rest, stdout)
+	case "eval":
+		return cmdEval(rest, stdout)
+	case "bench":
+		return cmdBench(rest, stdout)
+	case "ps", "worker", "demo":
+		return fmt.Errorf("%s: not implemented yet (issue #6: the NATS cluster)", cmd)
+	case "sim":
+		return fmt.Errorf("sim: not implemented yet (issue #5: the simulator)")
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// parse parses flags and turns flag errors into errUsage.
+func parse(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+// setThreads bounds how many cores the engine's GEMMs use.
+func setThreads(n int) error {
+	if n < 0 {
+		return fmt.Errorf("threads = %d, want >= 0 (0: all cores)", n)
+	}
+	if n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
+	return nil
+}
+
+// printJSON writes v as the one JSON line that --json promises as the last
+// line of stdout.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// dataFlags are the data-selection flags shared by the commands.
+type dataFlags struct{ dataset, train, test string }
+
+func (d *dataFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.dataset, "dataset", "", "named data set: fashion-mnist")
+	fs.StringVar(&d.train, "train", "", "training data: FILE.csv, IDX images[,labels] or X.npy,Y.npy")
+	fs.StringVar(&d.test, "test", "", "test data, same forms as --train")
+}
+
+func (d *dataFlags) name() string {
+	if d.dataset != "" {
+		return d.dataset
+	}
+	return strings.Join([]string{d.train, d.test}, ";")
+}

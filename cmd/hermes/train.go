@@ -1,0 +1,174 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/nn"
+	"github.com/hermes-go/hermes/train"
+)
+
+func cmdTrain(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	var df dataFlags
+	df.register(fs)
+	cfg := train.Defaults
+	model := fs.String("model", "mlp", "built-in model (logreg, mlp, cnn) or a model spec JSON file")
+	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "passes over the training data")
+	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "mini-batch size")
+	fs.StringVar(&cfg.Optimizer, "optimizer", cfg.Optimizer, "sgd, momentum or adam")
+	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "peak learning rate")
+	fs.StringVar(&cfg.Schedule, "schedule", cfg.Schedule, "learning-rate schedule: cosine or constant")
+	fs.Float64Var(&cfg.WeightDecay, "weight-decay", cfg.WeightDecay, "L2 weight decay")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of initialization, shuffles and splits")
+	val := fs.Int("val", 0, "hold out this many training samples and report accuracy on them (for choosing a recipe without the test set)")
+	threads := fs.Int("threads", 0, "cores to use (0: all)")
+	save := fs.String("save", "", "write the trained model to this .safetensors file")
+	initFile := fs.String("init", "", "start from the parameters in this .safetensors file")
+	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := setThreads(*threads); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	trainSet, testSet, _, err := data.Open(df.dataset, df.train, df.test)
+	if err != nil {
+		return err
+	}
+	evalSet, evalName := testSet, "test"
+	if *val > 0 {
+		held, rest, err := trainSet.Split(*val, rand.New(rand.NewPCG(cfg.Seed, 0x76616c))) // "val"
+		if err != nil {
+			return fmt.Errorf("--val: %w", err)
+		}
+		trainSet, evalSet, evalName = rest, held, "validation"
+	}
+	spec, err := nn.ResolveSpec(*model, trainSet.Classes)
+	if err != nil {
+		return err
+	}
+	m, err := nn.Build(spec, trainSet.Shape, trainSet.Classes)
+	if err != nil {
+		return err
+	}
+	m.Init(cfg.Seed)
+	if *initFile != "" {
+		if err := m.Load(*initFile); err != nil {
+			return err
+		}
+	}
+	tr, err := train.New(m, cfg, trainSet.Len())
+	if err != nil {
+		return err
+	}
+	slog.Info("training", "model", spec.Name, "params", len(m.Params()), "samples", trainSet.Len(), "epochs", cfg.Epochs, "batch", cfg.Batch, "optimizer", cfg.Optimizer, "lr", cfg.LR)
+	start := time.Now()
+	var trainTime time.Duration
+	var loss, acc float64
+	for e := 1; e <= cfg.Epochs; e++ {
+		bar := newBar(!*asJSON, int64(trainSet.Len()), fmt.Sprintf("epoch %d/%d", e, cfg.Epochs))
+		t0 := time.Now()
+		trainLoss := tr.Epoch(trainSet, func(done, total int, loss float64) {
+			if bar != nil && done%(cfg.Batch*20) < cfg.Batch {
+				bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f", e, cfg.Epochs, loss))
+				bar.Set(done)
+			}
+		})
+		trainTime += time.Since(t0)
+		if bar != nil {
+			bar.Finish()
+		}
+		loss, acc = train.Evaluate(m, evalSet)
+		slog.Info("epoch", "epoch", e, "train_loss", round(trainLoss), evalName+"_loss", round(loss), evalName+"_accuracy", round(acc))
+	}
+	wall := time.Since(start).Seconds()
+	sps := float64(trainSet.Len()*cfg.Epochs) / trainTime.Seconds()
+	if *save != "" {
+		if err := m.Save(*save); err != nil {
+			return err
+		}
+		slog.Info("saved", "file", *save)
+	}
+	res := map[string]any{
+		"model": spec.Name, "dataset": df.name(), "epochs": cfg.Epochs,
+		"samples_per_second": round(sps), "wall_seconds": round(wall),
+	}
+	if *val > 0 {
+		res["validation_accuracy"], res["validation_loss"] = round(acc), round(loss)
+	} else {
+		res["test_accuracy"], res["test_loss"] = round(acc), round(loss)
+	}
+	if *asJSON {
+		return printJSON(stdout, res)
+	}
+	fmt.Fprintf(stdout, "%s on %s: %s accuracy %.4f, loss %.4f, %.0f samples/s, %.1f s\n", spec.Name, df.name(), evalName, acc, loss, sps, wall)
+	return nil
+}
+
+func cmdEval(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	var df dataFlags
+	df.register(fs)
+	file := fs.String("model-file", "", "a model saved by 'hermes train --save'")
+	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return fmt.Errorf("eval: --model-file is required")
+	}
+	m, err := nn.LoadFile(*file)
+	if err != nil {
+		return err
+	}
+	_, testSet, _, err := data.Open(df.dataset, df.train, df.test)
+	if err != nil {
+		return err
+	}
+	if !nn.Shape(testSet.Shape).Equal(m.Input()) || testSet.Classes > m.Classes() {
+		return fmt.Errorf("eval: %s expects samples %v with %d classes, data has %v with %d", *file, m.Input(), m.Classes(), testSet.Shape, testSet.Classes)
+	}
+	loss, acc := train.Evaluate(m, testSet)
+	if *asJSON {
+		return printJSON(stdout, map[string]any{"model_file": *file, "dataset": df.name(), "test_accuracy": round(acc), "test_loss": round(loss), "samples": testSet.Len()})
+	}
+	fmt.Fprintf(stdout, "%s on %s: test accuracy %.4f, loss %.4f (%d samples)\n", *file, df.name(), acc, loss, testSet.Len())
+	return nil
+}
+
+// newBar returns a progress bar on stderr when it is a terminal and bars are
+// wanted, nil otherwise.
+func newBar(want bool, total int64, desc string) *progressbar.ProgressBar {
+	if !want || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return nil
+	}
+	return progressbar.NewOptions64(total, progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(),
+		progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+}
+
+// round keeps JSON and logs readable: 4 significant decimals is more than
+// any of our measurements can resolve.
+func round(v float64) float64 {
+	return float64(int64(v*1e4+0.5*sign(v))) / 1e4
+}
+
+func sign(v float64) float64 {
+	if v < 0 {
+		return -1
+	}
+	return 1
+}

@@ -1,0 +1,131 @@
+// Package data loads labelled data sets (IDX, CSV, NPY), normalizes them,
+// and cuts them into seeded shuffles, splits and chunks.
+//
+// A Dataset keeps every sample as one row of float32 values in a single
+// slice, images channel-last, which is the layout the nn engine consumes
+// without copying.
+package data
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Dataset is a labelled data set held in memory.
+type Dataset struct {
+	// X holds N rows of Shape.Size() values each.
+	X []float32
+	// Y holds N labels in [0, Classes).
+	Y []int32
+	// Shape is the shape of one sample: [C H W] for images, [F] for vectors.
+	Shape []int
+	// Classes is the number of distinct labels the data set can have.
+	Classes int
+}
+
+// Len returns the number of samples.
+func (d *Dataset) Len() int { return len(d.Y) }
+
+// SampleSize returns the number of values in one sample.
+func (d *Dataset) SampleSize() int {
+	n := 1
+	for _, s := range d.Shape {
+		n *= s
+	}
+	return n
+}
+
+// Row returns sample i's values (a view).
+func (d *Dataset) Row(i int) []float32 {
+	s := d.SampleSize()
+	return d.X[i*s : (i+1)*s]
+}
+
+// Slice returns samples [from, to) as a data set that shares storage.
+func (d *Dataset) Slice(from, to int) *Dataset {
+	s := d.SampleSize()
+	return &Dataset{X: d.X[from*s : to*s], Y: d.Y[from:to], Shape: d.Shape, Classes: d.Classes}
+}
+
+// Subset returns a copy of the samples at idx, in that order.
+func (d *Dataset) Subset(idx []int) *Dataset {
+	s := d.SampleSize()
+	out := &Dataset{X: make([]float32, len(idx)*s), Y: make([]int32, len(idx)), Shape: d.Shape, Classes: d.Classes}
+	d.Gather(idx, out.X, out.Y)
+	return out
+}
+
+// Gather copies the samples at idx into x and y, which must have room for
+// them. It is how mini-batches are assembled without allocating.
+func (d *Dataset) Gather(idx []int, x []float32, y []int32) {
+	s := d.SampleSize()
+	for j, i := range idx {
+		copy(x[j*s:(j+1)*s], d.X[i*s:(i+1)*s])
+		y[j] = d.Y[i]
+	}
+}
+
+// Perm returns a seeded permutation of the sample indices.
+func (d *Dataset) Perm(rng *rand.Rand) []int { return rng.Perm(d.Len()) }
+
+// Split shuffles the samples with rng and returns the first n as held-out and
+// the rest, both as copies: the validation set is carved from training data
+// this way and never overlaps what is trained on.
+func (d *Dataset) Split(n int, rng *rand.Rand) (held, rest *Dataset, err error) {
+	if n < 0 || n >= d.Len() {
+		return nil, nil, fmt.Errorf("split %d of %d samples: want 0 <= n < %d", n, d.Len(), d.Len())
+	}
+	p := d.Perm(rng)
+	return d.Subset(p[:n]), d.Subset(p[n:]), nil
+}
+
+// Validate checks that labels are in range and values are finite; loaders
+// call it so that bad files fail at load time with a clear message.
+func (d *Dataset) Validate() error {
+	if d.Len()*d.SampleSize() != len(d.X) {
+		return fmt.Errorf("%d labels but %d values for samples of shape %v", d.Len(), len(d.X), d.Shape)
+	}
+	for i, y := range d.Y {
+		if y < 0 || int(y) >= d.Classes {
+			return fmt.Errorf("sample %d: label %d out of range [0, %d)", i, y, d.Classes)
+		}
+	}
+	for i, v := range d.X {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("sample %d: value %v is not finite", i/d.SampleSize(), v)
+		}
+	}
+	return nil
+}
+
+// Norm is an affine normalization x' = (x - Mean) / Std with one mean and
+// standard deviation for all features, computed on training data and applied
+// unchanged to validation and test data.
+type Norm struct{ Mean, Std float64 }
+
+// Stats computes the normalization of d.
+func Stats(d *Dataset) Norm {
+	var sum, sq float64
+	for _, v := range d.X {
+		sum += float64(v)
+	}
+	mean := sum / float64(len(d.X))
+	for _, v := range d.X {
+		dv := float64(v) - mean
+		sq += dv * dv
+	}
+	std := math.Sqrt(sq / float64(len(d.X)))
+	if std == 0 {
+		std = 1
+	}
+	return Norm{Mean: mean, Std: std}
+}
+
+// Apply normalizes d in place.
+func (n Norm) Apply(d *Dataset) {
+	m, inv := float32(n.Mean), float32(1/n.Std)
+	for i, v := range d.X {
+		d.X[i] = (v - m) * inv
+	}
+}

@@ -1,0 +1,160 @@
+package nn
+
+import (
+	"math/rand/v2"
+
+	"gonum.org/v1/gonum/blas"
+)
+
+// Conv2D is a 2-D convolution over channel-last images. The whole batch is
+// lowered with im2col into one (n·P × K) matrix, P output positions per
+// sample and K = kh·kw·C values per patch, so forward and backward are one
+// GEMM each instead of one per sample.
+type Conv2D struct {
+	c, h, w     int // input
+	filters, k  int
+	stride, pad int
+	oh, ow      int
+	relu        bool
+
+	wt, b   []float32 // (filters × K) weights, bias
+	dwt, db []float32
+
+	cols []float32 // im2col of the last input, reused by Backward
+	y    []float32
+	dcol []float32
+	dx   []float32
+}
+
+// NewConv2D returns a k×k convolution with the given number of filters over
+// an input of shape [c, h, w]. It returns nil output size (oh or ow < 1) as
+// an error from the model builder, which checks OutShape.
+func NewConv2D(in Shape, filters, k, stride, pad int, relu bool) *Conv2D {
+	l := &Conv2D{c: in[0], h: in[1], w: in[2], filters: filters, k: k, stride: stride, pad: pad, relu: relu}
+	l.oh = (l.h+2*pad-k)/stride + 1
+	l.ow = (l.w+2*pad-k)/stride + 1
+	return l
+}
+
+func (l *Conv2D) Kind() string    { return "conv2d" }
+func (l *Conv2D) OutShape() Shape { return Shape{l.filters, l.oh, l.ow} }
+func (l *Conv2D) patch() int      { return l.k * l.k * l.c }
+func (l *Conv2D) NumParams() int  { return l.filters*l.patch() + l.filters }
+func (l *Conv2D) FLOPs() int64 {
+	return 2 * int64(l.oh*l.ow) * int64(l.filters) * int64(l.patch())
+}
+func (l *Conv2D) ParamTensors() []Tensor {
+	return []Tensor{{"weight", []int{l.filters, l.k, l.k, l.c}}, {"bias", []int{l.filters}}}
+}
+
+func (l *Conv2D) Bind(params, grads []float32) {
+	n := l.filters * l.patch()
+	l.wt, l.b = params[:n], params[n:]
+	l.dwt, l.db = grads[:n], grads[n:]
+}
+
+func (l *Conv2D) Init(rng *rand.Rand) {
+	initWeights(rng, l.wt, l.patch(), l.filters*l.k*l.k, l.relu)
+	clear(l.b)
+}
+
+func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
+	K, P := l.patch(), l.oh*l.ow
+	l.cols = grow(l.cols, n*P*K)
+	l.im2col(x, n)
+	l.y = grow(l.y, n*P*l.filters)
+	gemm(blas.NoTrans, blas.Trans, n*P, l.filters, K, l.cols, K, l.wt, K, 0, l.y, l.filters)
+	addBiasAct(l.y, l.b, l.relu)
+	return l.y
+}
+
+func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
+	K, P := l.patch(), l.oh*l.ow
+	if l.relu {
+		reluMask(dy, l.y)
+	}
+	sumRows(l.db, dy, n*P, l.filters)
+	gemm(blas.Trans, blas.NoTrans, l.filters, K, n*P, dy, l.filters, l.cols, K, 0, l.dwt, K)
+	if !needDx {
+		return nil
+	}
+	l.dcol = grow(l.dcol, n*P*K)
+	gemm(blas.NoTrans, blas.NoTrans, n*P, K, l.filters, dy, l.filters, l.wt, K, 0, l.dcol, K)
+	l.dx = grow(l.dx, n*l.h*l.w*l.c)
+	clear(l.dx)
+	l.col2im(l.dx, n)
+	return l.dx
+}
+
+// span returns, for output coordinate o along an axis of length size, the
+// first input coordinate of the window and the range [k0, k1) of kernel
+// offsets that fall inside the input.
+func (l *Conv2D) span(o, size int) (start, k0, k1 int) {
+	start = o*l.stride - l.pad
+	k0, k1 = 0, l.k
+	if start < 0 {
+		k0 = -start
+	}
+	if start+l.k > size {
+		k1 = size - start
+	}
+	if k1 < k0 {
+		k1 = k0
+	}
+	return start, k0, k1
+}
+
+// im2col lays out every receptive field of x as one row of l.cols, in
+// (ky, kx, c) order; positions in the padding are zero.
+func (l *Conv2D) im2col(x []float32, n int) {
+	K, C, row := l.patch(), l.c, 0
+	kw := l.k * C
+	for s := 0; s < n; s++ {
+		img := x[s*l.h*l.w*C : (s+1)*l.h*l.w*C]
+		for oy := 0; oy < l.oh; oy++ {
+			iy0, ky0, ky1 := l.span(oy, l.h)
+			for ox := 0; ox < l.ow; ox++ {
+				ix0, kx0, kx1 := l.span(ox, l.w)
+				dst := l.cols[row*K : row*K+K]
+				row++
+				for ky := 0; ky < l.k; ky++ {
+					d := dst[ky*kw : ky*kw+kw]
+					if ky < ky0 || ky >= ky1 {
+						clear(d)
+						continue
+					}
+					clear(d[:kx0*C])
+					src := ((iy0+ky)*l.w + ix0 + kx0) * C
+					copy(d[kx0*C:kx1*C], img[src:src+(kx1-kx0)*C])
+					clear(d[kx1*C:])
+				}
+			}
+		}
+	}
+}
+
+// col2im is the adjoint of im2col: it adds every row of l.dcol back onto the
+// input positions it was copied from.
+func (l *Conv2D) col2im(dx []float32, n int) {
+	K, C, row := l.patch(), l.c, 0
+	kw := l.k * C
+	for s := 0; s < n; s++ {
+		img := dx[s*l.h*l.w*C : (s+1)*l.h*l.w*C]
+		for oy := 0; oy < l.oh; oy++ {
+			iy0, ky0, ky1 := l.span(oy, l.h)
+			for ox := 0; ox < l.ow; ox++ {
+				ix0, kx0, kx1 := l.span(ox, l.w)
+				src := l.dcol[row*K : row*K+K]
+				row++
+				for ky := ky0; ky < ky1; ky++ {
+					s := src[ky*kw+kx0*C : ky*kw+kx1*C]
+					d := img[((iy0+ky)*l.w+ix0+kx0)*C:]
+					d = d[:len(s)]
+					for i, v := range s {
+						d[i] += v
+					}
+				}
+			}
+		}
+	}
+}
