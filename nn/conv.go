@@ -58,31 +58,45 @@ func (l *Conv2D) Init(rng *rand.Rand) {
 	clear(l.b)
 }
 
+// Forward and Backward split the batch across cores: each range of samples
+// is lowered, multiplied and activated by one goroutine, so the element-wise
+// passes scale with the GEMMs.
 func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
-	K, P := l.patch(), l.oh*l.ow
+	K, P, F := l.patch(), l.oh*l.ow, l.filters
 	l.cols = grow(l.cols, n*P*K)
-	l.im2col(x, n)
-	l.y = grow(l.y, n*P*l.filters)
-	gemm(blas.NoTrans, blas.Trans, n*P, l.filters, K, l.cols, K, l.wt, K, 0, l.y, l.filters)
-	addBiasAct(l.y, l.b, l.relu)
+	l.y = grow(l.y, n*P*F)
+	parallel(n, func(lo, hi int, buf *gemmBuf) {
+		l.im2col(x, lo, hi)
+		g := gemmArgs{tb: true, m: (hi - lo) * P, n: F, k: K,
+			a: l.cols[lo*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[lo*P*F:], ldc: F}
+		gemmOn(buf, &g)
+		addBiasAct(l.y[lo*P*F:hi*P*F], l.b, l.relu)
+	})
 	return l.y
 }
 
 func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
-	K, P := l.patch(), l.oh*l.ow
+	K, P, F := l.patch(), l.oh*l.ow, l.filters
 	if l.relu {
-		reluMask(dy, l.y)
+		parallel(n, func(lo, hi int, _ *gemmBuf) {
+			reluMask(dy[lo*P*F:hi*P*F], l.y[lo*P*F:hi*P*F])
+		})
 	}
-	sumRows(l.db, dy, n*P, l.filters)
-	gemm(blas.Trans, blas.NoTrans, l.filters, K, n*P, dy, l.filters, l.cols, K, 0, l.dwt, K)
+	sumRows(l.db, dy, n*P, F)
+	gemm(blas.Trans, blas.NoTrans, F, K, n*P, dy, F, l.cols, K, 0, l.dwt, K)
 	if !needDx {
 		return nil
 	}
 	l.dcol = grow(l.dcol, n*P*K)
-	gemm(blas.NoTrans, blas.NoTrans, n*P, K, l.filters, dy, l.filters, l.wt, K, 0, l.dcol, K)
-	l.dx = grow(l.dx, n*l.h*l.w*l.c)
-	clear(l.dx)
-	l.col2im(l.dx, n)
+	size := l.h * l.w * l.c
+	l.dx = grow(l.dx, n*size)
+	parallel(n, func(lo, hi int, buf *gemmBuf) {
+		g := gemmArgs{m: (hi - lo) * P, n: K, k: F,
+			a: dy[lo*P*F:], lda: F, b: l.wt, ldb: K, c: l.dcol[lo*P*K:], ldc: K}
+		gemmOn(buf, &g)
+		clear(l.dx[lo*size : hi*size])
+		l.col2im(l.dx, lo, hi)
+	})
 	return l.dx
 }
 
@@ -104,12 +118,12 @@ func (l *Conv2D) span(o, size int) (start, k0, k1 int) {
 	return start, k0, k1
 }
 
-// im2col lays out every receptive field of x as one row of l.cols, in
+// im2col lays out every receptive field of samples [lo, hi) of x as one row of l.cols, in
 // (ky, kx, c) order; positions in the padding are zero.
-func (l *Conv2D) im2col(x []float32, n int) {
-	K, C, row := l.patch(), l.c, 0
+func (l *Conv2D) im2col(x []float32, lo, hi int) {
+	K, C, row := l.patch(), l.c, lo*l.oh*l.ow
 	kw := l.k * C
-	for s := 0; s < n; s++ {
+	for s := lo; s < hi; s++ {
 		img := x[s*l.h*l.w*C : (s+1)*l.h*l.w*C]
 		for oy := 0; oy < l.oh; oy++ {
 			iy0, ky0, ky1 := l.span(oy, l.h)
@@ -135,10 +149,10 @@ func (l *Conv2D) im2col(x []float32, n int) {
 
 // col2im is the adjoint of im2col: it adds every row of l.dcol back onto the
 // input positions it was copied from.
-func (l *Conv2D) col2im(dx []float32, n int) {
-	K, C, row := l.patch(), l.c, 0
+func (l *Conv2D) col2im(dx []float32, lo, hi int) {
+	K, C, row := l.patch(), l.c, lo*l.oh*l.ow
 	kw := l.k * C
-	for s := 0; s < n; s++ {
+	for s := lo; s < hi; s++ {
 		img := dx[s*l.h*l.w*C : (s+1)*l.h*l.w*C]
 		for oy := 0; oy < l.oh; oy++ {
 			iy0, ky0, ky1 := l.span(oy, l.h)
@@ -147,10 +161,10 @@ func (l *Conv2D) col2im(dx []float32, n int) {
 				src := l.dcol[row*K : row*K+K]
 				row++
 				for ky := ky0; ky < ky1; ky++ {
-					s := src[ky*kw+kx0*C : ky*kw+kx1*C]
+					part := src[ky*kw+kx0*C : ky*kw+kx1*C]
 					d := img[((iy0+ky)*l.w+ix0+kx0)*C:]
-					d = d[:len(s)]
-					for i, v := range s {
+					d = d[:len(part)]
+					for i, v := range part {
 						d[i] += v
 					}
 				}

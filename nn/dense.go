@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // Dense is a fully connected layer, y = act(x·W + b), with W stored as an
@@ -85,24 +84,6 @@ func (d *Dense) Backward(dy []float32, n int, needDx bool) []float32 {
 	return d.dx
 }
 
-// gemm computes c = op(a)·op(b) + beta·c for row-major matrices, where op(a)
-// is m×k and op(b) is k×n.
-func gemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	ar, ac := m, k
-	if ta == blas.Trans {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if tb == blas.Trans {
-		br, bc = n, k
-	}
-	blas32.Gemm(ta, tb, 1,
-		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a},
-		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b},
-		beta,
-		blas32.General{Rows: m, Cols: n, Stride: ldc, Data: c})
-}
-
 // addBiasAct adds b to every row of y and applies ReLU when relu is set, in
 // one pass over y.
 func addBiasAct(y, b []float32, relu bool) {
@@ -111,11 +92,7 @@ func addBiasAct(y, b []float32, relu bool) {
 		row := y[r : r+w]
 		if relu {
 			for j, v := range row {
-				v += b[j]
-				if v < 0 {
-					v = 0
-				}
-				row[j] = v
+				row[j] = max(v+b[j], 0)
 			}
 		} else {
 			for j := range row {
@@ -125,13 +102,14 @@ func addBiasAct(y, b []float32, relu bool) {
 	}
 }
 
-// reluMask zeroes the gradient where the ReLU output was zero.
+// reluMask zeroes the gradient where the ReLU output was zero. The signs of
+// y are random, so it masks bits instead of branching: a ReLU output is +0
+// or positive, and a positive float's bits as int32 are > 0.
 func reluMask(dy, y []float32) {
 	y = y[:len(dy)]
 	for i, v := range y {
-		if v <= 0 {
-			dy[i] = 0
-		}
+		keep := uint32(-int32(math.Float32bits(v)) >> 31)
+		dy[i] = math.Float32frombits(math.Float32bits(dy[i]) & keep)
 	}
 }
 

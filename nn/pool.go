@@ -29,14 +29,19 @@ func (l *MaxPool2D) Init(_ *rand.Rand)   {}
 func (l *MaxPool2D) FLOPs() int64        { return int64(l.oh * l.ow * l.c * l.size * l.size) }
 
 func (l *MaxPool2D) Forward(x []float32, n int, train bool) []float32 {
-	out := n * l.oh * l.ow * l.c
-	l.y = grow(l.y, out)
-	if cap(l.arg) < out {
-		l.arg = make([]int32, out)
+	out := l.oh * l.ow * l.c
+	l.y = grow(l.y, n*out)
+	if cap(l.arg) < n*out {
+		l.arg = make([]int32, n*out)
 	}
-	l.arg = l.arg[:out]
-	C, o := l.c, 0
-	for s := 0; s < n; s++ {
+	l.arg = l.arg[:n*out]
+	parallel(n, func(lo, hi int, _ *gemmBuf) { l.forward(x, lo, hi) })
+	return l.y
+}
+
+func (l *MaxPool2D) forward(x []float32, lo, hi int) {
+	C, o := l.c, lo*l.oh*l.ow*l.c
+	for s := lo; s < hi; s++ {
 		base := s * l.h * l.w * C
 		for oy := 0; oy < l.oh; oy++ {
 			for ox := 0; ox < l.ow; ox++ {
@@ -59,18 +64,20 @@ func (l *MaxPool2D) Forward(x []float32, n int, train bool) []float32 {
 			}
 		}
 	}
-	return l.y
 }
 
 func (l *MaxPool2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	if !needDx {
 		return nil
 	}
-	l.dx = grow(l.dx, n*l.h*l.w*l.c)
-	clear(l.dx)
-	for i, a := range l.arg[:len(dy)] {
-		l.dx[a] += dy[i]
-	}
+	in, out := l.h*l.w*l.c, l.oh*l.ow*l.c
+	l.dx = grow(l.dx, n*in)
+	parallel(n, func(lo, hi int, _ *gemmBuf) {
+		clear(l.dx[lo*in : hi*in])
+		for i, a := range l.arg[lo*out : hi*out] {
+			l.dx[a] += dy[lo*out+i]
+		}
+	})
 	return l.dx
 }
 

@@ -1,0 +1,73 @@
+package nn
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// benchStep measures one SGD training step of a built-in model on random
+// inputs, the same work as the PyTorch peer's step.
+func benchStep(b *testing.B, model string, batch int) {
+	spec, _ := Builtin(model, 10)
+	m, err := Build(spec, Shape{1, 28, 28}, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Init(1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, batch*784)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	y := make([]int32, batch)
+	for i := range y {
+		y[i] = int32(rng.IntN(10))
+	}
+	opt := &SGD{Rate: 0.01}
+	step := func() {
+		m.Backprop(x, y, batch)
+		opt.Step(m.Params(), m.Grads())
+	}
+	step() // buffers are sized on the first step
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		step()
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
+}
+
+func BenchmarkTrainStepMLP16(b *testing.B) { benchStep(b, "mlp", 16) }
+func BenchmarkTrainStepMLP64(b *testing.B) { benchStep(b, "mlp", 64) }
+func BenchmarkTrainStepCNN16(b *testing.B) { benchStep(b, "cnn", 16) }
+
+// benchLayer measures forward + backward of one layer.
+func benchLayer(b *testing.B, l Layer, in Shape, batch int) {
+	params := make([]float32, l.NumParams())
+	grads := make([]float32, l.NumParams())
+	l.Bind(params, grads)
+	l.Init(rand.New(rand.NewPCG(1, 1)))
+	x := make([]float32, batch*in.Size())
+	dy := make([]float32, batch*l.OutShape().Size())
+	for i := range dy {
+		dy[i] = 0.01
+	}
+	l.Forward(x, batch, true)
+	l.Backward(dy, batch, true)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		l.Forward(x, batch, true)
+		l.Backward(dy, batch, true)
+	}
+	b.ReportMetric(float64(3*l.FLOPs()*int64(batch*b.N))/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkDense784x128(b *testing.B) {
+	benchLayer(b, NewDense(784, 128, true), Shape{784}, 16)
+}
+
+func BenchmarkConv2D5x5x32to64(b *testing.B) {
+	in := Shape{32, 14, 14}
+	benchLayer(b, NewConv2D(in, 64, 5, 1, 2, true), in, 16)
+}

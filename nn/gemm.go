@@ -1,0 +1,263 @@
+package nn
+
+import (
+	"runtime"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// gemm computes c = op(a)·op(b) + beta·c for row-major matrices, where op(a)
+// is m×k and op(b) is k×n.
+//
+// On amd64 with AVX2 and FMA it runs our own blocked GEMM around an assembly
+// 6×16 micro-kernel (sgemm_amd64.s); gonum's float32 kernels top out near a
+// third of the machine's FMA throughput on these shapes and allocate on every
+// call. Elsewhere (arm64, armv7) it calls gonum's pure-Go blas32.Gemm.
+func gemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	g := gemmArgs{ta == blas.Trans, tb == blas.Trans, m, n, k, a, lda, b, ldb, beta, c, ldc}
+	if runtime.GOMAXPROCS(0) == 1 || m*n*k < 1<<21 {
+		buf := getBuf()
+		gemmOn(buf, &g)
+		putBuf(buf)
+		return
+	}
+	splitGemm(g)
+}
+
+// splitGemm is gemm across cores. It is a function of its own so that the
+// closures below, which escape to the heap, are only made when it runs.
+func splitGemm(g gemmArgs) {
+	m, n, a, b, c, lda, ldb, ldc := g.m, g.n, g.a, g.b, g.c, g.lda, g.ldb, g.ldc
+	// Split C into row blocks, or column blocks when it has few rows, in
+	// whole micro-tiles.
+	if m >= 2*mr*runtime.GOMAXPROCS(0) || m >= n {
+		parallel((m+mr-1)/mr, func(lo, hi int, buf *gemmBuf) {
+			s := g
+			s.m = min(hi*mr, m) - lo*mr
+			s.c = c[lo*mr*ldc:]
+			if s.ta {
+				s.a = a[lo*mr:]
+			} else {
+				s.a = a[lo*mr*lda:]
+			}
+			gemmOn(buf, &s)
+		})
+		return
+	}
+	parallel((n+nr-1)/nr, func(lo, hi int, buf *gemmBuf) {
+		s := g
+		s.n = min(hi*nr, n) - lo*nr
+		s.c = c[lo*nr:]
+		if s.tb {
+			s.b = b[lo*nr*ldb:]
+		} else {
+			s.b = b[lo*nr:]
+		}
+		gemmOn(buf, &s)
+	})
+}
+
+// gemmOn runs a GEMM on the calling goroutine with the given packing space.
+// Code that already runs in parallel (one batch range per core) calls it
+// instead of gemm.
+func gemmOn(buf *gemmBuf, g *gemmArgs) {
+	if g.m == 0 || g.n == 0 {
+		return
+	}
+	if !haveKernel {
+		ta, tb := blas.NoTrans, blas.NoTrans
+		if g.ta {
+			ta = blas.Trans
+		}
+		if g.tb {
+			tb = blas.Trans
+		}
+		gonumGemm(ta, tb, g.m, g.n, g.k, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc)
+		return
+	}
+	serialGemm(g, buf)
+}
+
+func gonumGemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	ar, ac := m, k
+	if ta == blas.Trans {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tb == blas.Trans {
+		br, bc = n, k
+	}
+	blas32.Gemm(ta, tb, 1,
+		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a},
+		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b},
+		beta,
+		blas32.General{Rows: m, Cols: n, Stride: ldc, Data: c})
+}
+
+// Register blocking of the micro-kernel and cache blocking of the driver:
+// a kc×nc panel of B (256 KB) stays in L2 while 6-row slivers of A stream
+// through L1.
+const (
+	mr = 6
+	nr = 16
+	kc = 256
+	nc = 256
+
+	l2Floats = 96 << 10 // 384 KB of B per block when it is read in place
+)
+
+type gemmArgs struct {
+	ta, tb bool
+	m, n, k int
+	a       []float32
+	lda     int
+	b       []float32
+	ldb     int
+	beta    float32
+	c       []float32
+	ldc     int
+}
+
+// gemmBuf is one goroutine's packing space, reused across calls.
+type gemmBuf struct {
+	pa  [mr * kc]float32
+	pb  [kc * nc]float32
+	tmp [mr * nr]float32
+}
+
+// serialGemm is the blocked GEMM on one core: for each kc×nc panel of
+// op(b), packed once, it packs each 6-row sliver of op(a) and runs the
+// micro-kernel over the panel's 16-column strips.
+func serialGemm(g *gemmArgs, buf *gemmBuf) {
+	if g.k == 0 || g.beta != 0 {
+		scaleC(g)
+	}
+	for pc := 0; pc < g.k; pc += kc {
+		kb := min(kc, g.k-pc)
+		// With beta = 0 the first k-block overwrites C, so C is neither
+		// cleared beforehand nor read.
+		store := pc == 0 && g.beta == 0
+		// A row-major B is read in place: packing it would copy the
+		// largest operand of the weight-gradient GEMMs on every call.
+		// Only its last, partial strip is packed, to pad it with zeros.
+		// Without a pack buffer to fill, the column block can be as wide
+		// as fits in L2, so that A is packed fewer times.
+		inPlace := !g.tb
+		ncb := nc
+		if inPlace {
+			ncb = max(nc, l2Floats/kb/nr*nr)
+		}
+		for jc := 0; jc < g.n; jc += ncb {
+			nb := min(ncb, g.n-jc)
+			last := nb / nr * nr
+			switch {
+			case !inPlace:
+				packB(g, buf.pb[:], pc, kb, jc, nb)
+			case last < nb:
+				packB(g, buf.pb[:], pc, kb, jc+last, nb-last)
+			}
+			for ir := 0; ir < g.m; ir += mr {
+				mb := min(mr, g.m-ir)
+				// A row-major A with six rows is read in place too; a
+				// transposed or short sliver is packed as 6 rows of kb.
+				pa, lda := buf.pa[:], kb
+				if !g.ta && mb == mr {
+					pa, lda = g.a[ir*g.lda+pc:], g.lda
+				} else {
+					packA(g, buf.pa[:], ir, mb, pc, kb)
+				}
+				for jr := 0; jr < nb; jr += nr {
+					wb := min(nr, nb-jr)
+					pb, ldb := g.b, g.ldb
+					switch {
+					case inPlace && wb == nr:
+						pb = g.b[pc*g.ldb+jc+jr:]
+					case inPlace:
+						pb, ldb = buf.pb[:], nr
+					default:
+						pb, ldb = buf.pb[jr*kb:], nr
+					}
+					if mb == mr && wb == nr {
+						kernel(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
+						continue
+					}
+					kernel(kb, pa, lda, pb, ldb, buf.tmp[:], nr, true)
+					for i := 0; i < mb; i++ {
+						row := g.c[(ir+i)*g.ldc+jc+jr : (ir+i)*g.ldc+jc+jr+wb]
+						tmp := buf.tmp[i*nr : i*nr+wb]
+						if store {
+							copy(row, tmp)
+							continue
+						}
+						for j, v := range tmp {
+							row[j] += v
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA copies op(a)[ir:ir+mb, pc:pc+kb] into pa as mr rows of kb values,
+// zero-padding missing rows.
+func packA(g *gemmArgs, pa []float32, ir, mb, pc, kb int) {
+	for i := 0; i < mr; i++ {
+		row := pa[i*kb : i*kb+kb]
+		switch {
+		case i >= mb:
+			clear(row)
+		case !g.ta:
+			copy(row, g.a[(ir+i)*g.lda+pc:])
+		default:
+			for p := range row {
+				row[p] = g.a[(pc+p)*g.lda+ir+i]
+			}
+		}
+	}
+}
+
+// packB copies op(b)[pc:pc+kb, jc:jc+nb] into pb as 16-column strips, each
+// kb rows of nr values, zero-padding the last strip.
+func packB(g *gemmArgs, pb []float32, pc, kb, jc, nb int) {
+	for jr := 0; jr < nb; jr += nr {
+		wb := min(nr, nb-jr)
+		strip := pb[jr*kb : jr*kb+kb*nr]
+		if !g.tb {
+			for p := 0; p < kb; p++ {
+				src := g.b[(pc+p)*g.ldb+jc+jr : (pc+p)*g.ldb+jc+jr+wb]
+				d := strip[p*nr : p*nr+nr]
+				copy(d, src)
+				clear(d[wb:])
+			}
+			continue
+		}
+		if wb < nr {
+			clear(strip)
+		}
+		for j := 0; j < wb; j++ {
+			src := g.b[(jc+jr+j)*g.ldb+pc : (jc+jr+j)*g.ldb+pc+kb]
+			for p, v := range src {
+				strip[p*nr+j] = v
+			}
+		}
+	}
+}
+
+// scaleC applies beta to c before the k-blocks are added to it.
+func scaleC(g *gemmArgs) {
+	for i := 0; i < g.m; i++ {
+		row := g.c[i*g.ldc : i*g.ldc+g.n]
+		if g.beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= g.beta
+		}
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package nn
+
+const haveKernel = false
+
+func kernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
+	panic("nn: no GEMM kernel on this architecture")
+}
