@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 )
 
 // Dataset is a labelled data set held in memory.
@@ -120,6 +121,31 @@ func Stats(d *Dataset) Norm {
 		std = 1
 	}
 	return Norm{Mean: mean, Std: std}
+}
+
+// Meta returns the normalization as model metadata, so that a saved model
+// carries the preprocessing it was trained with.
+func (n Norm) Meta() map[string]string {
+	return map[string]string{
+		"hermes.norm.mean": strconv.FormatFloat(n.Mean, 'g', -1, 64),
+		"hermes.norm.std":  strconv.FormatFloat(n.Std, 'g', -1, 64),
+	}
+}
+
+// NormFromMeta reads a normalization written by Meta; ok is false when meta
+// has none.
+func NormFromMeta(meta map[string]string) (n Norm, ok bool, err error) {
+	ms, ss := meta["hermes.norm.mean"], meta["hermes.norm.std"]
+	if ms == "" && ss == "" {
+		return Norm{}, false, nil
+	}
+	if n.Mean, err = strconv.ParseFloat(ms, 64); err != nil {
+		return Norm{}, false, fmt.Errorf("hermes.norm.mean %q: %w", ms, err)
+	}
+	if n.Std, err = strconv.ParseFloat(ss, 64); err != nil || !(n.Std > 0) {
+		return Norm{}, false, fmt.Errorf("hermes.norm.std %q: not a positive number", ss)
+	}
+	return n, true, nil
 }
 
 // Apply normalizes d in place.

@@ -23,7 +23,7 @@ const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"
 
 // maxValues bounds the size a file header may claim, so a corrupt or hostile
 // header cannot make the loader allocate without limit.
-const maxValues = 1 << 31
+const maxValues = 1 << 30
 
 // Named returns the train and test sets of a data set known by name. The
 // only one so far is "fashion-mnist", read from dir (FashionMNISTDir when
@@ -140,20 +140,66 @@ func open(path string) (io.ReadCloser, error) {
 	}{br, f}, nil
 }
 
-// tensor is a decoded n-dimensional array, values as float64 so that one type
-// carries bytes, integers and floats.
+// tensor is an n-dimensional array as read from a file: its raw bytes and
+// element type, decoded element by element straight into the float32 rows
+// of a Dataset, so a 47-million-value image file is not held twice.
 type tensor struct {
 	dims  []int
-	bytes bool // unsigned bytes: scaled to [0,1] as samples
-	vals  []float64
+	kind  string // u1, i1, i2, i4, i8, f4, f8
+	order binary.ByteOrder
+	raw   []byte
 }
 
+// size returns the number of elements, or -1 if it exceeds maxValues (so
+// that a hostile header cannot overflow int on 32-bit boards).
 func (t tensor) size() int {
-	n := 1
+	n := uint64(1)
 	for _, d := range t.dims {
-		n *= d
+		n *= uint64(d)
+		if d < 0 || n > maxValues {
+			return -1
+		}
 	}
-	return n
+	return int(n)
+}
+
+// width is the size in bytes of one element of kind.
+func width(kind string) int { return int(kind[1] - '0') }
+
+// at returns element i as a float64, exact for every kind but i8 beyond 2^53.
+func (t tensor) at(i int) float64 {
+	b := t.raw[i*width(t.kind):]
+	switch t.kind {
+	case "u1":
+		return float64(b[0])
+	case "i1":
+		return float64(int8(b[0]))
+	case "i2":
+		return float64(int16(t.order.Uint16(b)))
+	case "i4":
+		return float64(int32(t.order.Uint32(b)))
+	case "i8":
+		return float64(int64(t.order.Uint64(b)))
+	case "f4":
+		return float64(math.Float32frombits(t.order.Uint32(b)))
+	}
+	return math.Float64frombits(t.order.Uint64(b))
+}
+
+// readData reads exactly the bytes that t's dimensions need. It grows its
+// buffer as data arrives rather than trusting the header's size, so a
+// corrupt header cannot make it allocate gigabytes.
+func readData(r io.Reader, t *tensor, path string) error {
+	want := int64(t.size()) * int64(width(t.kind))
+	raw, err := io.ReadAll(io.LimitReader(r, want))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(raw)) < want {
+		return fmt.Errorf("%s: truncated: dimensions %v need %d bytes of data, file has %d", path, t.dims, want, len(raw))
+	}
+	t.raw = raw
+	return nil
 }
 
 // readIDX decodes an IDX file (the format of MNIST), gzipped or not.
@@ -170,11 +216,11 @@ func readIDX(path string) (tensor, error) {
 	if hdr[0] != 0 || hdr[1] != 0 || hdr[3] == 0 || hdr[3] > 4 {
 		return tensor{}, fmt.Errorf("%s: not an IDX file: bad magic %#x", path, hdr)
 	}
-	width := map[byte]int{0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}[hdr[2]]
-	if width == 0 {
+	kind := map[byte]string{0x08: "u1", 0x09: "i1", 0x0B: "i2", 0x0C: "i4", 0x0D: "f4", 0x0E: "f8"}[hdr[2]]
+	if kind == "" {
 		return tensor{}, fmt.Errorf("%s: IDX element type %#x unknown", path, hdr[2])
 	}
-	t := tensor{dims: make([]int, hdr[3]), bytes: hdr[2] == 0x08}
+	t := tensor{dims: make([]int, hdr[3]), kind: kind, order: binary.BigEndian}
 	for i := range t.dims {
 		var d uint32
 		if err := binary.Read(r, binary.BigEndian, &d); err != nil {
@@ -182,32 +228,10 @@ func readIDX(path string) (tensor, error) {
 		}
 		t.dims[i] = int(d)
 	}
-	if n := t.size(); n <= 0 || n > maxValues {
-		return tensor{}, fmt.Errorf("%s: IDX dimensions %v hold %d values, want 1..%d", path, t.dims, n, maxValues)
+	if t.size() <= 0 {
+		return tensor{}, fmt.Errorf("%s: IDX dimensions %v are empty or hold more than %d values", path, t.dims, maxValues)
 	}
-	raw := make([]byte, t.size()*width)
-	if got, err := io.ReadFull(r, raw); err != nil {
-		return tensor{}, fmt.Errorf("%s: truncated: dimensions %v need %d bytes of data, file has %d", path, t.dims, len(raw), got)
-	}
-	t.vals = make([]float64, t.size())
-	for i := range t.vals {
-		b := raw[i*width:]
-		switch hdr[2] {
-		case 0x08:
-			t.vals[i] = float64(b[0])
-		case 0x09:
-			t.vals[i] = float64(int8(b[0]))
-		case 0x0B:
-			t.vals[i] = float64(int16(binary.BigEndian.Uint16(b)))
-		case 0x0C:
-			t.vals[i] = float64(int32(binary.BigEndian.Uint32(b)))
-		case 0x0D:
-			t.vals[i] = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
-		case 0x0E:
-			t.vals[i] = math.Float64frombits(binary.BigEndian.Uint64(b))
-		}
-	}
-	return t, nil
+	return t, readData(r, &t, path)
 }
 
 func loadIDXPair(images, labels string) (*Dataset, error) {
@@ -234,7 +258,7 @@ func pair(x, y tensor, xpath, ypath string) (*Dataset, error) {
 	if x.dims[0] != y.dims[0] {
 		return nil, fmt.Errorf("%s has %d samples but %s has %d labels", xpath, x.dims[0], ypath, y.dims[0])
 	}
-	d := &Dataset{X: make([]float32, len(x.vals)), Y: make([]int32, len(y.vals))}
+	d := &Dataset{X: make([]float32, x.size()), Y: make([]int32, y.size())}
 	switch len(x.dims) {
 	case 2:
 		d.Shape = []int{x.dims[1]}
@@ -244,13 +268,14 @@ func pair(x, y tensor, xpath, ypath string) (*Dataset, error) {
 		d.Shape = []int{x.dims[3], x.dims[1], x.dims[2]}
 	}
 	scale := 1.0
-	if x.bytes {
+	if x.kind == "u1" {
 		scale = 1.0 / 255
 	}
-	for i, v := range x.vals {
-		d.X[i] = float32(v * scale)
+	for i := range d.X {
+		d.X[i] = float32(x.at(i) * scale)
 	}
-	for i, v := range y.vals {
+	for i := range d.Y {
+		v := y.at(i)
 		if v != math.Trunc(v) || v < math.MinInt32 || v > math.MaxInt32 {
 			return nil, fmt.Errorf("%s: label %d is %v, not an integer", ypath, i, v)
 		}
@@ -345,11 +370,11 @@ func readNPY(path string) (tensor, error) {
 		return tensor{}, fmt.Errorf("%s: NPY fortran_order %q unsupported, save with C order", path, fields["fortran_order"])
 	}
 	descr := strings.Trim(fields["descr"], "'")
-	width := map[string]int{"|u1": 1, "<f4": 4, "<f8": 8, "<i4": 4, "<i8": 8, "|i1": 1}[descr]
-	if width == 0 {
-		return tensor{}, fmt.Errorf("%s: NPY dtype %q unsupported (want |u1, |i1, <i4, <i8, <f4, <f8)", path, descr)
+	kind := map[string]string{"|u1": "u1", "|i1": "i1", "<i2": "i2", "<i4": "i4", "<i8": "i8", "<f4": "f4", "<f8": "f8"}[descr]
+	if kind == "" {
+		return tensor{}, fmt.Errorf("%s: NPY dtype %q unsupported (want |u1, |i1, <i2, <i4, <i8, <f4, <f8)", path, descr)
 	}
-	t := tensor{bytes: descr == "|u1"}
+	t := tensor{kind: kind, order: binary.LittleEndian}
 	for _, s := range strings.Split(strings.Trim(fields["shape"], "()"), ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -360,32 +385,10 @@ func readNPY(path string) (tensor, error) {
 		}
 		t.dims = append(t.dims, n)
 	}
-	if n := t.size(); len(t.dims) == 0 || n > maxValues {
+	if n := t.size(); len(t.dims) == 0 || n < 0 {
 		return tensor{}, fmt.Errorf("%s: NPY shape %v unsupported", path, t.dims)
 	}
-	data := b[start+hlen:]
-	if len(data) < t.size()*width {
-		return tensor{}, fmt.Errorf("%s: truncated: shape %v needs %d bytes of data, file has %d", path, t.dims, t.size()*width, len(data))
-	}
-	t.vals = make([]float64, t.size())
-	for i := range t.vals {
-		p := data[i*width:]
-		switch descr {
-		case "|u1":
-			t.vals[i] = float64(p[0])
-		case "|i1":
-			t.vals[i] = float64(int8(p[0]))
-		case "<f4":
-			t.vals[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(p)))
-		case "<f8":
-			t.vals[i] = math.Float64frombits(binary.LittleEndian.Uint64(p))
-		case "<i4":
-			t.vals[i] = float64(int32(binary.LittleEndian.Uint32(p)))
-		case "<i8":
-			t.vals[i] = float64(int64(binary.LittleEndian.Uint64(p)))
-		}
-	}
-	return t, nil
+	return t, readData(bytes.NewReader(b[start+hlen:]), &t, path)
 }
 
 func loadNPYPair(xpath, ypath string) (*Dataset, error) {

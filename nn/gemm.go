@@ -111,7 +111,7 @@ const (
 )
 
 type gemmArgs struct {
-	ta, tb bool
+	ta, tb  bool
 	m, n, k int
 	a       []float32
 	lda     int

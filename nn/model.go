@@ -17,6 +17,10 @@ type Model struct {
 
 	params, grads []float32
 	dlogits       []float32
+
+	// Meta is saved with the model and restored by LoadFile: what a user of
+	// the file needs besides the weights, such as the input normalization.
+	Meta map[string]string
 }
 
 // Build makes a model from spec for samples of shape in and the given number

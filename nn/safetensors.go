@@ -54,12 +54,15 @@ func (m *Model) Save(path string) error {
 		return err
 	}
 	in, _ := json.Marshal([]int(m.in))
-	header := map[string]any{"__metadata__": map[string]string{
-		"format":         "hermes",
-		"hermes.spec":    string(spec),
-		"hermes.input":   string(in),
-		"hermes.classes": strconv.Itoa(m.classes),
-	}}
+	meta := map[string]string{}
+	for k, v := range m.Meta {
+		meta[k] = v
+	}
+	meta["format"] = "hermes"
+	meta["hermes.spec"] = string(spec)
+	meta["hermes.input"] = string(in)
+	meta["hermes.classes"] = strconv.Itoa(m.classes)
+	header := map[string]any{"__metadata__": meta}
 	var pos int64
 	for i, name := range names {
 		n := int64(Shape(shapes[i]).Size()) * 4
@@ -233,5 +236,6 @@ func LoadFile(path string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
+	m.Meta = st.meta
 	return m, m.loadFrom(st, path)
 }

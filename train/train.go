@@ -26,10 +26,12 @@ type Config struct {
 	Seed        uint64
 }
 
-// Defaults is the recipe of `hermes train`, chosen on a validation split of
-// the Fashion-MNIST training data (see README): Adam with a cosine decay
-// beats the same Adam at a constant rate by about 1.5 points on the MLP.
-var Defaults = Config{Epochs: 5, Batch: 32, Optimizer: "adam", LR: 0.002, Schedule: "cosine", Seed: 1}
+// Defaults is the recipe of `hermes train`, chosen on a 5,000-sample
+// validation split of the Fashion-MNIST training data, never on the test set
+// (README, "Choosing the recipe"): on the MLP, Adam with a short warm-up and
+// a cosine decay reaches 0.895 validation accuracy in 5 epochs where the
+// same Adam at a constant 1e-3 reaches 0.888.
+var Defaults = Config{Epochs: 5, Batch: 32, Optimizer: "adam", LR: 0.001, Schedule: "cosine", Seed: 1}
 
 // Validate reports the first setting that cannot work, naming it.
 func (c Config) Validate() error {

@@ -44,7 +44,7 @@ func cmdTrain(args []string, stdout io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	trainSet, testSet, _, err := data.Open(df.dataset, df.train, df.test)
+	trainSet, testSet, norm, err := data.Open(df.dataset, df.train, df.test)
 	if err != nil {
 		return err
 	}
@@ -65,6 +65,7 @@ func cmdTrain(args []string, stdout io.Writer) error {
 		return err
 	}
 	m.Init(cfg.Seed)
+	m.Meta = norm.Meta()
 	if *initFile != "" {
 		if err := m.Load(*initFile); err != nil {
 			return err
@@ -134,12 +135,23 @@ func cmdEval(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, testSet, _, err := data.Open(df.dataset, df.train, df.test)
+	norm, ok, err := data.NormFromMeta(m.Meta)
+	if err != nil {
+		return fmt.Errorf("eval: %s: %w", *file, err)
+	}
+	if !ok {
+		return fmt.Errorf("eval: %s has no input normalization (hermes.norm.*); it was not saved by hermes train", *file)
+	}
+	if df.train != "" {
+		return fmt.Errorf("eval: --train is not used; the normalization comes from %s", *file)
+	}
+	testSet, err := data.OpenTest(df.dataset, df.test, m.Classes())
 	if err != nil {
 		return err
 	}
-	if !nn.Shape(testSet.Shape).Equal(m.Input()) || testSet.Classes > m.Classes() {
-		return fmt.Errorf("eval: %s expects samples %v with %d classes, data has %v with %d", *file, m.Input(), m.Classes(), testSet.Shape, testSet.Classes)
+	norm.Apply(testSet)
+	if !nn.Shape(testSet.Shape).Equal(m.Input()) {
+		return fmt.Errorf("eval: %s expects samples of shape %v, %s has %v", *file, m.Input(), df.name(), testSet.Shape)
 	}
 	loss, acc := train.Evaluate(m, testSet)
 	if *asJSON {

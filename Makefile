@@ -1,0 +1,44 @@
+# Hermes-Go. `make demo` runs the main job, `make test` runs every test; both
+# install what is missing (scripts/deps.sh).
+GO ?= go
+PEER ?= ../shared/peers/torch_engine.py
+export CGO_ENABLED = 0
+
+.PHONY: all build demo test cross bench bench-engine deps-data deps-peer clean
+
+all: build
+
+build:
+	$(GO) build -o hermes ./cmd/hermes
+
+deps-data:
+	scripts/deps.sh data
+
+deps-peer:
+	scripts/deps.sh peer
+
+# The main job. Until the cluster (issue #6) lands it trains the MLP on
+# Fashion-MNIST in one process.
+demo: deps-data build
+	./hermes train --dataset fashion-mnist --model mlp --epochs 5
+
+test: deps-data
+	$(GO) vet ./...
+	$(GO) test ./...
+	$(MAKE) cross
+
+# The binary is static and must build for the boards it runs on.
+cross:
+	GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/hermes
+	GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/hermes
+
+# Engine speed against the PyTorch peer, measured in the same run.
+bench-engine: deps-peer build
+	./hermes bench engine --model mlp --batch 16 --steps 3000 --threads 1 --peer $(PEER)
+	./hermes bench engine --model cnn --batch 16 --steps 60 --threads 2 --peer $(PEER)
+
+bench:
+	$(GO) test -run XXX -bench . -benchtime 2s ./nn
+
+clean:
+	rm -f hermes

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const (
+	fixImages = "../../testdata/fmnist-1k-images-idx3-ubyte.gz"
+)
+
+// lastJSON decodes the last line of out, which --json promises is one JSON
+// object.
+func lastJSON(t *testing.T, out string) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var v map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &v); err != nil {
+		t.Fatalf("last stdout line %q: %v", lines[len(lines)-1], err)
+	}
+	return v
+}
+
+func TestTrainSaveEval(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.safetensors")
+	var out bytes.Buffer
+	err := run([]string{"train", "--train", fixImages, "--test", fixImages, "--model", "logreg",
+		"--epochs", "3", "--batch", "16", "--lr", "0.01", "--save", model, "--json"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := lastJSON(t, out.String())
+	for _, k := range []string{"model", "dataset", "epochs", "test_accuracy", "test_loss", "samples_per_second", "wall_seconds"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("JSON lacks %q: %v", k, res)
+		}
+	}
+	// Logistic regression fits 1,000 Fashion-MNIST images well above chance.
+	acc := res["test_accuracy"].(float64)
+	if acc < 0.75 {
+		t.Fatalf("training accuracy %v on its own training data", acc)
+	}
+	out.Reset()
+	if err := run([]string{"eval", "--model-file", model, "--test", fixImages, "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	ev := lastJSON(t, out.String())
+	if ev["test_accuracy"] != acc {
+		t.Fatalf("eval of the saved model: %v, train reported %v", ev["test_accuracy"], acc)
+	}
+}
+
+func TestTrainIsDeterministic(t *testing.T) {
+	args := []string{"train", "--train", fixImages, "--test", fixImages, "--model", "mlp", "--epochs", "1", "--threads", "1", "--json"}
+	var a, b bytes.Buffer
+	if err := run(args, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(args, &b); err != nil {
+		t.Fatal(err)
+	}
+	ra, rb := lastJSON(t, a.String()), lastJSON(t, b.String())
+	if ra["test_loss"] != rb["test_loss"] {
+		t.Fatalf("same seed, losses %v and %v", ra["test_loss"], rb["test_loss"])
+	}
+}
+
+// hermesBinary builds the command once for the tests that check exit codes.
+func hermesBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hermes")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestBadInputExitsWithOneLine(t *testing.T) {
+	bin := hermesBinary(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	trunc := write("trunc-images-idx3-ubyte", "\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c\x01\x02")
+	write("trunc-labels-idx1-ubyte", "\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02\x03\x04\x05")
+	magic := write("magic-images-idx3-ubyte", "PK\x03\x04 not idx")
+	ragged := write("ragged.csv", "1,2,3\n0,1\n")
+	neg := write("neg.csv", "1,2,3\n-3,1,1\n")
+	good := write("good.csv", "1,2,3\n0,1,1\n")
+	spec := write("spec.json", `{"layers":[{"type":"flatten"},{"type":"attention"}]}`)
+	shape := write("shape.json", `{"layers":[{"type":"dense","units":4},{"type":"dense","units":3}]}`)
+	weights := filepath.Join(dir, "w.safetensors")
+	if out, err := exec.Command(bin, "train", "--train", good, "--test", good, "--model", "logreg", "--epochs", "1", "--save", weights).CombinedOutput(); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"truncated idx", []string{"train", "--train", trunc, "--test", trunc}, []string{trunc, "truncated"}},
+		{"wrong magic", []string{"train", "--train", magic, "--test", magic}, []string{magic, "bad magic"}},
+		{"ragged csv", []string{"train", "--train", ragged, "--test", good}, []string{ragged + ":2", "2 fields, want 3"}},
+		{"label out of range", []string{"train", "--train", neg, "--test", good}, []string{neg, "label -3 out of range"}},
+		{"unknown layer", []string{"train", "--train", good, "--test", good, "--model", spec}, []string{spec, `unknown layer type "attention"`}},
+		{"mismatched shapes", []string{"train", "--train", good, "--test", good, "--model", shape}, []string{"output shape [3]", "2 classes"}},
+		{"weights of wrong shape", []string{"train", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--init", weights}, []string{weights, "layers.1.weight", "shape [2 2]"}},
+		{"bad flag value", []string{"train", "--train", good, "--test", good, "--epochs", "0"}, []string{"epochs = 0"}},
+		{"unimplemented", []string{"sim"}, []string{"not implemented yet"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(bin, c.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if err == nil || cmd.ProcessState.ExitCode() == 0 {
+				t.Fatalf("exit 0, want failure; stderr %q", stderr.String())
+			}
+			msg := strings.TrimSpace(stderr.String())
+			lines := strings.Split(msg, "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "hermes: ") || strings.Contains(msg, "panic") {
+				t.Fatalf("stderr %q, want one 'hermes: ...' error line", msg)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(last, w) {
+					t.Errorf("error %q does not mention %q", last, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# deps.sh installs what Hermes-Go's make targets need and the machine lacks.
+# Usage: scripts/deps.sh [data] [peer]
+#   data  the Fashion-MNIST data set (Debian package dataset-fashion-mnist)
+#   peer  PyTorch and OpenBLAS for 'hermes bench engine --peer'
+# Go itself must be installed (https://go.dev/doc/install); go fetches the
+# Go modules on first build.
+set -euo pipefail
+
+need=()
+for want in "$@"; do
+	case "$want" in
+	data)
+		[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+		;;
+	peer)
+		/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
+		ls /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas* >/dev/null 2>&1 ||
+			ls /usr/lib/*/openblas-pthread/libopenblas* >/dev/null 2>&1 || need+=(libopenblas0-pthread)
+		;;
+	*)
+		echo "deps.sh: unknown dependency group $want (want data or peer)" >&2
+		exit 2
+		;;
+	esac
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${need[*]}" >&2; exit 1; }
+	sudo="sudo"
+fi
+echo "deps.sh: installing ${need[*]}" >&2
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"
