@@ -1,0 +1,182 @@
+package protocol
+
+import (
+	"math"
+	"sort"
+	"time"
+)
+
+// Allocator sizes each worker's chunk and mini-batch so that slow devices
+// stop being stragglers. It keeps every worker's last chunk time; once all
+// have one, a worker whose time lies outside Tukey's fences
+// [Q1 - 1.5 IQR, Q3 + 1.5 IQR] of the other workers' times gets the
+// (chunk, mini-batch) whose predicted time is closest to their median.
+//
+// Predictions come from a per-worker cost model fitted to its own
+// measurements, time = a·samples + b·steps: a is the compute per sample,
+// b the fixed cost of an optimizer step (which is what makes small
+// mini-batches slow on small devices).
+type Allocator struct {
+	s       Settings
+	epochs  int
+	holdOut float64
+	workers map[WorkerID]*allocState
+}
+
+type allocState struct {
+	chunk, miniBatch int
+	maxChunk         int
+	last             Time
+	measured         bool
+	hist             []costSample
+}
+
+type costSample struct{ samples, steps, secs float64 }
+
+const costHistory = 8
+
+// NewAllocator returns an allocator for work of the given epochs and
+// held-out fraction, within the settings' bounds.
+func NewAllocator(s Settings, epochs int, holdOut float64) *Allocator {
+	return &Allocator{s: s, epochs: epochs, holdOut: holdOut, workers: map[WorkerID]*allocState{}}
+}
+
+// Add registers a worker with its free memory, which caps its chunk.
+func (a *Allocator) Add(w WorkerID, memoryBytes int64) {
+	maxChunk := a.s.MaxChunk
+	if memoryBytes > 0 {
+		byMem := int64(float64(memoryBytes)*a.s.MemoryFraction) / a.s.SampleBytes
+		maxChunk = int(max(int64(a.s.MinChunk), min(int64(maxChunk), byMem)))
+	}
+	a.workers[w] = &allocState{chunk: min(a.s.Chunk, maxChunk), miniBatch: a.s.MiniBatch, maxChunk: maxChunk}
+}
+
+// Remove forgets a worker.
+func (a *Allocator) Remove(w WorkerID) { delete(a.workers, w) }
+
+// Size returns a worker's current chunk size and mini-batch.
+func (a *Allocator) Size(w WorkerID) (chunk, miniBatch int) {
+	st := a.workers[w]
+	return st.chunk, st.miniBatch
+}
+
+// MaxChunk returns the memory-bounded largest chunk of a worker.
+func (a *Allocator) MaxChunk(w WorkerID) int { return a.workers[w].maxChunk }
+
+// Observe records a chunk report and, if the worker is an outlier, resizes
+// it. It returns whether the size changed.
+func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predicted Time) {
+	st, ok := a.workers[r.Worker]
+	if !ok {
+		return false, 0, 0, 0
+	}
+	st.last, st.measured = r.TrainTime, true
+	st.hist = append(st.hist, costSample{float64(r.Samples), float64(r.Steps), r.TrainTime.Seconds()})
+	if len(st.hist) > costHistory {
+		st.hist = st.hist[1:]
+	}
+	var others []float64
+	for id, o := range a.workers {
+		if id == r.Worker {
+			continue
+		}
+		if !o.measured {
+			return false, st.chunk, st.miniBatch, 0 // not everyone has reported yet
+		}
+		others = append(others, o.last.Seconds())
+	}
+	if len(others) == 0 {
+		return false, st.chunk, st.miniBatch, 0
+	}
+	sort.Float64s(others)
+	q1, q3 := quantile(others, 0.25), quantile(others, 0.75)
+	lo, hi := q1-1.5*(q3-q1), q3+1.5*(q3-q1)
+	t := r.TrainTime.Seconds()
+	if t >= lo && t <= hi {
+		return false, st.chunk, st.miniBatch, 0
+	}
+	perSample, perStep := fitCost(st.hist)
+	c, b, pred := a.search(perSample, perStep, quantile(others, 0.5), st.maxChunk)
+	changed := c != st.chunk || b != st.miniBatch
+	st.chunk, st.miniBatch = c, b
+	return changed, c, b, Time(pred * float64(time.Second))
+}
+
+// predict returns the modelled seconds of a chunk of c samples at
+// mini-batch b.
+func (a *Allocator) predict(perSample, perStep float64, c, b int) float64 {
+	train, _ := SplitChunk(c, a.holdOut)
+	steps := (train + b - 1) / b
+	return float64(a.epochs) * (perSample*float64(train) + perStep*float64(steps))
+}
+
+// search finds, for every candidate mini-batch, by binary search over the
+// chunk size (time grows with the chunk), the chunk whose predicted time is
+// closest to target, and returns the best over all candidates, preferring
+// more samples on ties. O(|candidates| · log(maxChunk)).
+func (a *Allocator) search(perSample, perStep, target float64, maxChunk int) (chunk, miniBatch int, pred float64) {
+	bestDiff := math.Inf(1)
+	for _, b := range a.s.MiniBatches {
+		lo, hi := a.s.MinChunk, maxChunk
+		// Largest c in [lo, hi] with predict(c) <= target, or lo.
+		c := lo + sort.Search(hi-lo+1, func(i int) bool {
+			return a.predict(perSample, perStep, lo+i, b) > target
+		}) - 1
+		for _, cand := range []int{max(c, lo), c + 1} {
+			if cand < lo || cand > hi {
+				continue
+			}
+			if train, _ := SplitChunk(cand, a.holdOut); train < b {
+				continue
+			}
+			p := a.predict(perSample, perStep, cand, b)
+			d := math.Abs(p - target)
+			if d < bestDiff-1e-12 || (math.Abs(d-bestDiff) <= 1e-12 && cand > chunk) {
+				bestDiff, chunk, miniBatch, pred = d, cand, b, p
+			}
+		}
+	}
+	return chunk, miniBatch, pred
+}
+
+// fitCost fits secs = perSample·samples + perStep·steps to a worker's
+// measurements by least squares. With one configuration measured the two
+// cannot be told apart, and all time is put on the samples.
+func fitCost(h []costSample) (perSample, perStep float64) {
+	var ss, sk, kk, st, kt, tt, n float64
+	for _, c := range h {
+		ss += c.samples * c.samples
+		sk += c.samples * c.steps
+		kk += c.steps * c.steps
+		st += c.samples * c.secs
+		kt += c.steps * c.secs
+		tt += c.secs
+		n += c.samples
+	}
+	det := ss*kk - sk*sk
+	if det > 1e-9*ss*kk {
+		a := (st*kk - kt*sk) / det
+		b := (kt*ss - st*sk) / det
+		if a > 0 && b >= 0 {
+			return a, b
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return tt / n, 0
+}
+
+// quantile returns the q-quantile of sorted xs by linear interpolation
+// between order statistics (NumPy's default, "type 7").
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 1 {
+		return xs[0]
+	}
+	pos := q * float64(len(xs)-1)
+	i := int(pos)
+	if i >= len(xs)-1 {
+		return xs[len(xs)-1]
+	}
+	return xs[i] + (pos-float64(i))*(xs[i+1]-xs[i])
+}

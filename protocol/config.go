@@ -1,0 +1,243 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Settings are the knobs of every policy. Defaults returns the values of
+// the Hermes reference code; JSON/YAML field names are the flag names.
+type Settings struct {
+	Policy string `json:"policy"`
+
+	// Update gate (GUP).
+	Alpha          float64 `json:"alpha"`           // initial z-score threshold
+	Beta           float64 `json:"beta"`            // relaxation factor
+	Lambda         int     `json:"lambda"`          // minor updates before relaxing
+	Window         int     `json:"window"`          // test losses kept
+	ResetThreshold bool    `json:"reset_threshold"` // reset z_thres to alpha after a major update (the reference never does)
+	HoldOut        float64 `json:"hold_out"`        // fraction of a chunk kept as the worker's test set
+
+	// Local training.
+	Epochs      int   `json:"epochs"`
+	Chunk       int   `json:"chunk"`
+	MiniBatch   int   `json:"mini_batch"`
+	MiniBatches []int `json:"mini_batches"` // the allocator's candidates
+
+	// Allocation bounds.
+	MinChunk       int     `json:"min_chunk"`
+	MaxChunk       int     `json:"max_chunk"`
+	MemoryFraction float64 `json:"memory_fraction"` // share of a worker's free memory its chunk may use
+	SampleBytes    int64   `json:"sample_bytes"`    // size of one sample on the worker (set by the driver)
+
+	// Server.
+	ServerLR   float64 `json:"server_lr"`
+	Patience   int     `json:"patience"`    // aggregations without a new best validation loss before stopping
+	Staleness  int     `json:"staleness"`   // SSP's bound
+	MinWorkers int     `json:"min_workers"` // training starts when this many have registered
+	MaxTime    Time    `json:"max_time"`    // budget; 0 means none
+	// EvalEvery is how many global-model changes pass between validation
+	// passes (which drive patience); 0 picks 1 for chunk-sized work and
+	// chunk/mini_batch for mini-batch work, so that BSP/ASP/SSP are checked
+	// about as often per sample as Hermes.
+	EvalEvery int `json:"eval_every"`
+}
+
+// Defaults returns the settings of the Hermes reference code.
+func Defaults() Settings {
+	return Settings{
+		Policy: "hermes",
+		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15,
+		Epochs: 5, Chunk: 2500, MiniBatch: 16, MiniBatches: []int{2, 4, 8, 16, 32, 64},
+		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785,
+		ServerLR: 0.1, Patience: 25, Staleness: 3, MinWorkers: 1,
+	}
+}
+
+// Validate reports the first setting that cannot work, naming its field.
+func (s Settings) Validate() error {
+	if _, err := PolicyNamed(s.Policy); err != nil {
+		return err
+	}
+	bad := func(field string, v any, want string) error {
+		return fmt.Errorf("settings: %s = %v, want %s", field, v, want)
+	}
+	switch {
+	case !finite(s.Alpha) || s.Alpha > 0:
+		return bad("alpha", s.Alpha, "a finite value <= 0")
+	case !(s.Beta >= 0 && s.Beta < 1):
+		return bad("beta", s.Beta, "0 <= beta < 1")
+	case s.Lambda < 1:
+		return bad("lambda", s.Lambda, ">= 1")
+	case s.Window < 2:
+		return bad("window", s.Window, ">= 2")
+	case !(s.HoldOut >= 0 && s.HoldOut < 1):
+		return bad("hold_out", s.HoldOut, "0 <= hold_out < 1")
+	case s.Epochs < 1:
+		return bad("epochs", s.Epochs, ">= 1")
+	case s.MiniBatch < 1:
+		return bad("mini_batch", s.MiniBatch, ">= 1")
+	case s.MinChunk < 2:
+		return bad("min_chunk", s.MinChunk, ">= 2")
+	case s.MaxChunk < s.MinChunk:
+		return bad("max_chunk", s.MaxChunk, fmt.Sprintf(">= min_chunk (%d)", s.MinChunk))
+	case s.Chunk < s.MinChunk || s.Chunk > s.MaxChunk:
+		return bad("chunk", s.Chunk, fmt.Sprintf("between min_chunk and max_chunk [%d, %d]", s.MinChunk, s.MaxChunk))
+	case !(s.MemoryFraction > 0 && s.MemoryFraction <= 1):
+		return bad("memory_fraction", s.MemoryFraction, "0 < memory_fraction <= 1")
+	case s.SampleBytes < 1:
+		return bad("sample_bytes", s.SampleBytes, ">= 1")
+	case !(s.ServerLR > 0) || math.IsInf(s.ServerLR, 0):
+		return bad("server_lr", s.ServerLR, "> 0")
+	case s.Patience < 1:
+		return bad("patience", s.Patience, ">= 1")
+	case s.Staleness < 0:
+		return bad("staleness", s.Staleness, ">= 0")
+	case s.MinWorkers < 1:
+		return bad("min_workers", s.MinWorkers, ">= 1")
+	case s.MaxTime < 0:
+		return bad("max_time", s.MaxTime, ">= 0")
+	case s.EvalEvery < 0:
+		return bad("eval_every", s.EvalEvery, ">= 0")
+	case len(s.MiniBatches) == 0:
+		return bad("mini_batches", s.MiniBatches, "at least one size")
+	}
+	for _, b := range s.MiniBatches {
+		if b < 1 {
+			return bad("mini_batches", s.MiniBatches, "sizes >= 1")
+		}
+	}
+	return nil
+}
+
+// LoadSettings reads settings from a JSON or YAML file over the defaults.
+// Unknown fields are errors, so a typo is not silently ignored.
+func LoadSettings(path string) (Settings, error) {
+	s := Defaults()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, fmt.Errorf("settings: %w", err)
+	}
+	if err := s.decode(b); err != nil {
+		return s, fmt.Errorf("settings %s: %w", path, err)
+	}
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// settingsFile mirrors Settings with max_time as a duration string ("90m").
+type settingsFile struct {
+	Settings
+	MaxTime string `json:"max_time"`
+}
+
+func (s *Settings) decode(b []byte) error {
+	j, err := yaml.YAMLToJSON(b) // JSON is YAML, so this reads both
+	if err != nil {
+		return err
+	}
+	f := settingsFile{Settings: *s}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return err
+	}
+	*s = f.Settings
+	if f.MaxTime != "" {
+		d, err := time.ParseDuration(f.MaxTime)
+		if err != nil {
+			return fmt.Errorf("max_time %q: %w", f.MaxTime, err)
+		}
+		s.MaxTime = d
+	}
+	return nil
+}
+
+// RegisterFlags binds every setting to a flag of the same name (with - for
+// _), so that flags override a settings file loaded before parsing.
+func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&s.Policy, "policy", s.Policy, "training policy: "+strings.Join(PolicyNames(), ", "))
+	fs.Float64Var(&s.Alpha, "alpha", s.Alpha, "initial z-score threshold of the update gate")
+	fs.Float64Var(&s.Beta, "beta", s.Beta, "threshold relaxation factor")
+	fs.IntVar(&s.Lambda, "lambda", s.Lambda, "minor updates before the threshold relaxes")
+	fs.IntVar(&s.Window, "window", s.Window, "test losses in the gate's window")
+	fs.BoolVar(&s.ResetThreshold, "reset-threshold", s.ResetThreshold, "reset the threshold to alpha after each major update")
+	fs.Float64Var(&s.HoldOut, "hold-out", s.HoldOut, "fraction of each chunk kept as the worker's test set")
+	fs.IntVar(&s.Epochs, "local-epochs", s.Epochs, "local epochs per chunk")
+	fs.IntVar(&s.Chunk, "chunk", s.Chunk, "initial chunk size (samples)")
+	fs.IntVar(&s.MiniBatch, "mini-batch", s.MiniBatch, "initial mini-batch size")
+	fs.IntVar(&s.MinChunk, "min-chunk", s.MinChunk, "smallest chunk the allocator assigns")
+	fs.IntVar(&s.MaxChunk, "max-chunk", s.MaxChunk, "largest chunk the allocator assigns")
+	fs.Float64Var(&s.ServerLR, "server-lr", s.ServerLR, "server learning rate")
+	fs.IntVar(&s.Patience, "patience", s.Patience, "aggregations without improvement before stopping")
+	fs.IntVar(&s.Staleness, "staleness", s.Staleness, "SSP staleness bound")
+	fs.IntVar(&s.MinWorkers, "min-workers", s.MinWorkers, "start training when this many workers have registered")
+	fs.DurationVar(&s.MaxTime, "max-time", s.MaxTime, "time budget (0: none)")
+	fs.IntVar(&s.EvalEvery, "eval-every", s.EvalEvery, "global-model changes between validation passes (0: automatic)")
+}
+
+// Policy is a training method as a combination of mechanisms. Hermes and
+// its ablations differ from each other in one mechanism each; the baselines
+// are the classic points of the same space.
+type Policy struct {
+	Name string
+	// GUP gates updates on the local test loss; without it a worker sends
+	// an update after every unit of work.
+	GUP bool
+	// Merge is how an update reaches the global model: "loss-aware"
+	// (Hermes), "mean" (equal weights in the same running merge), "apply"
+	// (each update applied as it comes), "average" (synchronous: the mean
+	// of one update from every worker).
+	Merge string
+	// Sync is "async", "ssp" (async with a staleness bound) or "sync"
+	// (rounds: every worker's update before the model moves).
+	Sync string
+	// Allocate resizes outlier workers' chunks and mini-batches.
+	Allocate bool
+	// MiniBatchUnit makes each unit of work a single mini-batch, one
+	// optimizer step, as in classic BSP/ASP/SSP.
+	MiniBatchUnit bool
+	// OneEpoch trains each chunk once instead of Settings.Epochs times.
+	OneEpoch bool
+}
+
+var policies = map[string]Policy{
+	"hermes":         {Name: "hermes", GUP: true, Merge: "loss-aware", Sync: "async", Allocate: true},
+	"hermes-nogup":   {Name: "hermes-nogup", Merge: "loss-aware", Sync: "async", Allocate: true},
+	"hermes-noalloc": {Name: "hermes-noalloc", GUP: true, Merge: "loss-aware", Sync: "async"},
+	"hermes-mean":    {Name: "hermes-mean", GUP: true, Merge: "mean", Sync: "async", Allocate: true},
+	"asp":            {Name: "asp", Merge: "apply", Sync: "async", MiniBatchUnit: true},
+	"ssp":            {Name: "ssp", Merge: "apply", Sync: "ssp", MiniBatchUnit: true},
+	"bsp":            {Name: "bsp", Merge: "average", Sync: "sync", MiniBatchUnit: true},
+	"localsgd":       {Name: "localsgd", Merge: "average", Sync: "sync", OneEpoch: true},
+}
+
+// PolicyNamed returns the policy called name.
+func PolicyNamed(name string) (Policy, error) {
+	p, ok := policies[name]
+	if !ok {
+		return Policy{}, fmt.Errorf("settings: policy = %q, want one of %s", name, strings.Join(PolicyNames(), ", "))
+	}
+	return p, nil
+}
+
+// PolicyNames lists the known policies, sorted.
+func PolicyNames() []string {
+	var names []string
+	for n := range policies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,89 @@
+package protocol
+
+import "math"
+
+// Gate is Hermes's generalized update policy (GUP): it keeps the last
+// Window test losses and calls an update major when the newest loss is a
+// significant improvement, z = (loss - mean) / std <= Thres. The threshold
+// starts at Alpha (-1.3: 1.3 standard deviations better than recent
+// losses) and relaxes towards 0 while no major update happens, so a worker
+// that plateaus still reports now and then.
+type Gate struct {
+	alpha, beta float64
+	lambda      int
+	size        int
+	reset       bool
+
+	window     []float64
+	thres      float64
+	sinceMajor int
+}
+
+// NewGate returns a gate with the settings' alpha, beta, lambda, window and
+// reset rule.
+func NewGate(s Settings) *Gate {
+	return &Gate{alpha: s.Alpha, beta: s.Beta, lambda: s.Lambda, size: s.Window,
+		reset: s.ResetThreshold, thres: s.Alpha, window: make([]float64, 0, s.Window)}
+}
+
+// Threshold returns the current z-score threshold.
+func (g *Gate) Threshold() float64 { return g.thres }
+
+// Window returns the losses in the window, oldest first.
+func (g *Gate) Window() []float64 { return g.window }
+
+// Observe takes the test loss after a chunk and decides.
+func (g *Gate) Observe(loss float64) Decision {
+	if !finite(loss) {
+		// A diverged local model must never reach the server. The loss
+		// stays out of the window, which it would poison.
+		return Decision{Thres: g.thres, Reason: "non-finite loss"}
+	}
+	if len(g.window) == g.size {
+		copy(g.window, g.window[1:])
+		g.window = g.window[:g.size-1]
+	}
+	g.window = append(g.window, loss)
+	if len(g.window) == 1 {
+		return g.minor(Decision{Thres: g.thres, Reason: "first loss in window"})
+	}
+	mean, std := meanStd(g.window)
+	// Equal losses have std 0: their z-score is 0, not NaN, so the gate
+	// still decides (major only once the threshold has relaxed to 0).
+	z := 0.0
+	if std > 0 {
+		z = (loss - mean) / std
+	}
+	d := Decision{Z: z, Thres: g.thres}
+	if z <= g.thres {
+		d.Major, d.Reason = true, "significant improvement"
+		g.window = g.window[:0]
+		g.sinceMajor = 0
+		if g.reset {
+			g.thres = g.alpha
+		}
+		return d
+	}
+	d.Reason = "not significant"
+	return g.minor(d)
+}
+
+func (g *Gate) minor(d Decision) Decision {
+	g.sinceMajor++
+	if g.sinceMajor >= g.lambda {
+		g.thres = min(0, g.thres*(1-g.beta))
+	}
+	return d
+}
+
+// meanStd returns the mean and population standard deviation of xs.
+func meanStd(xs []float64) (mean, std float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	for _, x := range xs {
+		std += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(std / float64(len(xs)))
+}

@@ -1,0 +1,411 @@
+package protocol
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+// Validator computes the loss of a parameter vector on the server's
+// validation set: data carved out of the training set and never handed to
+// workers. Every decision of a server (merge weights, patience) uses it;
+// test accuracy is the harness's business.
+type Validator interface {
+	ValidationLoss(params []float32) float64
+}
+
+// Server is the parameter server's state machine for every policy. It owns
+// the global model, the data dispenser and the allocator.
+type Server struct {
+	s   Settings
+	p   Policy
+	val Validator
+
+	params  []float32
+	agg     []float32 // running merge of updates (loss-aware and mean)
+	scratch []float32
+	version int64
+
+	lastLoss, bestLoss float64
+	sinceBest          int
+	changes            int // global-model changes since the last validation pass
+	evalEvery          int
+
+	started, stopped bool
+	now              Time
+
+	disp    *Dispenser
+	alloc   *Allocator
+	workers map[WorkerID]*serverWorker
+	ids     []WorkerID // sorted, so that every loop is deterministic
+
+	roundSum  []float32 // sync: sum of this round's updates
+	roundFrom []WorkerID
+
+	out []Action
+}
+
+type serverWorker struct {
+	clock     int  // SSP: updates sent
+	held      bool // SSP: an answer is withheld until slower workers catch up
+	submitted bool // sync: has sent its update for this round
+}
+
+// NewServer returns a server that starts from params (copied) over a
+// training set of trainSize samples, shuffled with rng.
+func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *rand.Rand) (*Server, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if trainSize < 1 {
+		return nil, fmt.Errorf("server: training set of %d samples", trainSize)
+	}
+	p, _ := PolicyNamed(s.Policy)
+	srv := &Server{
+		s: s, p: p, val: val,
+		params:  slices.Clone(params),
+		scratch: make([]float32, len(params)),
+		disp:    NewDispenser(trainSize, rng),
+		workers: map[WorkerID]*serverWorker{},
+	}
+	epochs, holdOut := s.Epochs, 0.0
+	if p.OneEpoch || p.MiniBatchUnit {
+		epochs = 1
+	}
+	if p.GUP {
+		holdOut = s.HoldOut
+	}
+	srv.alloc = NewAllocator(s, epochs, holdOut)
+	srv.evalEvery = s.EvalEvery
+	if srv.evalEvery == 0 {
+		srv.evalEvery = 1
+		if p.MiniBatchUnit {
+			srv.evalEvery = max(1, s.Chunk/s.MiniBatch)
+		}
+	}
+	return srv, nil
+}
+
+// Params returns the global model. It is the server's own slice: read it
+// between steps, do not keep it.
+func (s *Server) Params() []float32 { return s.params }
+
+// Version returns the number of global-model changes so far.
+func (s *Server) Version() int64 { return s.version }
+
+// Stopped reports whether the run is over.
+func (s *Server) Stopped() bool { return s.stopped }
+
+// Policy returns the server's policy.
+func (s *Server) Policy() Policy { return s.p }
+
+// Dispenser returns the data dispenser, for inspection.
+func (s *Server) Dispenser() *Dispenser { return s.disp }
+
+// Ready returns the actions accumulated since the last call, in order.
+func (s *Server) Ready() []Action {
+	out := s.out
+	s.out = nil
+	return out
+}
+
+// Step feeds the server one event at time now. An error means the event
+// was rejected (unknown worker, bad update); the server's state is
+// unchanged by it and it keeps serving.
+func (s *Server) Step(now Time, ev Event) error {
+	if now > s.now {
+		s.now = now
+	}
+	if s.stopped {
+		return nil
+	}
+	var err error
+	switch e := ev.(type) {
+	case Register:
+		err = s.register(e)
+	case Leave:
+		err = s.leave(e.Worker)
+	case Report:
+		err = s.report(e)
+	case Update:
+		err = s.update(e)
+	case Halt:
+		s.stop(e.Reason)
+	case Tick:
+	default:
+		err = fmt.Errorf("server: unexpected event %T", ev)
+	}
+	if !s.stopped && s.s.MaxTime > 0 && s.now >= s.s.MaxTime {
+		s.stop("time budget")
+	}
+	return err
+}
+
+func (s *Server) register(e Register) error {
+	if _, ok := s.workers[e.Worker]; ok {
+		return fmt.Errorf("server: worker %d is already registered", e.Worker)
+	}
+	s.workers[e.Worker] = &serverWorker{clock: s.minClock()}
+	s.ids = append(s.ids, e.Worker)
+	slices.Sort(s.ids)
+	s.alloc.Add(e.Worker, e.MemoryBytes)
+	if s.started {
+		s.welcome(e.Worker)
+		return nil
+	}
+	if len(s.workers) < s.s.MinWorkers {
+		return nil
+	}
+	s.started = true
+	s.lastLoss = s.val.ValidationLoss(s.params)
+	s.bestLoss = s.lastLoss
+	for _, id := range s.ids {
+		s.welcome(id)
+	}
+	return nil
+}
+
+// welcome sends a worker the model and two units of work: one to start on
+// and one prefetched, so it never waits for data between chunks.
+func (s *Server) welcome(w WorkerID) {
+	s.sendModel(w)
+	s.assign(w, false)
+	s.assign(w, true)
+}
+
+func (s *Server) sendModel(w WorkerID) {
+	s.out = append(s.out, SendModel{To: w, Version: s.version, Params: slices.Clone(s.params)})
+}
+
+func (s *Server) assign(w WorkerID, prefetch bool) {
+	chunk, mb := s.alloc.Size(w)
+	epochs, holdOut := s.alloc.epochs, s.alloc.holdOut
+	if s.p.MiniBatchUnit {
+		chunk, mb = s.s.MiniBatch, s.s.MiniBatch
+	}
+	c := s.disp.Next(w, chunk)
+	s.out = append(s.out, Assign{To: w, Prefetch: prefetch,
+		Work: Work{Chunk: c, MiniBatch: mb, Epochs: epochs, HoldOut: holdOut}})
+}
+
+func (s *Server) leave(w WorkerID) error {
+	if _, ok := s.workers[w]; !ok {
+		return fmt.Errorf("server: unknown worker %d left", w)
+	}
+	s.disp.Release(w)
+	s.alloc.Remove(w)
+	delete(s.workers, w)
+	s.ids = slices.DeleteFunc(s.ids, func(id WorkerID) bool { return id == w })
+	switch s.p.Sync {
+	case "sync":
+		s.roundFrom = slices.DeleteFunc(s.roundFrom, func(id WorkerID) bool { return id == w })
+		s.maybeEndRound()
+	case "ssp":
+		s.releaseHeld()
+	}
+	return nil
+}
+
+// accept checks what every report must satisfy and acknowledges its chunk.
+func (s *Server) accept(r Report) error {
+	if _, ok := s.workers[r.Worker]; !ok {
+		return fmt.Errorf("server: report from unknown worker %d", r.Worker)
+	}
+	if r.TrainTime < 0 || r.Samples < 0 || r.Steps < 0 {
+		return fmt.Errorf("server: worker %d: negative time or counts in report", r.Worker)
+	}
+	return s.disp.Ack(r.Worker, r.ChunkID)
+}
+
+func (s *Server) observe(r Report) {
+	if !s.p.Allocate {
+		return
+	}
+	if changed, c, b, pred := s.alloc.Observe(r); changed {
+		s.out = append(s.out, Resized{Worker: r.Worker, Chunk: c, MiniBatch: b, Predicted: pred})
+	}
+}
+
+func (s *Server) report(r Report) error {
+	if err := s.accept(r); err != nil {
+		return err
+	}
+	s.observe(r)
+	s.assign(r.Worker, true)
+	return nil
+}
+
+func (s *Server) update(u Update) error {
+	if len(u.Grad) != len(s.params) {
+		return fmt.Errorf("server: update from worker %d has %d values, model has %d", u.Worker, len(u.Grad), len(s.params))
+	}
+	for i, g := range u.Grad {
+		if !finite(float64(g)) {
+			return fmt.Errorf("server: update from worker %d has a non-finite value at %d", u.Worker, i)
+		}
+	}
+	if err := s.accept(u.Report); err != nil {
+		return err
+	}
+	s.observe(u.Report)
+	s.assign(u.Worker, true)
+	switch s.p.Sync {
+	case "sync":
+		return s.submit(u)
+	case "ssp":
+		s.merge(u.Grad, []WorkerID{u.Worker})
+		st := s.workers[u.Worker]
+		st.clock++
+		st.held = true
+		s.releaseHeld()
+	default:
+		s.merge(u.Grad, []WorkerID{u.Worker})
+		s.sendModel(u.Worker)
+	}
+	return nil
+}
+
+// merge folds one update into the global model according to the policy.
+func (s *Server) merge(g []float32, from []WorkerID) {
+	if s.stopped {
+		return
+	}
+	evals := 0
+	lr := float32(s.s.ServerLR)
+	switch s.p.Merge {
+	case "loss-aware", "mean":
+		w1, w2 := 1.0, 1.0
+		if s.p.Merge == "loss-aware" && s.agg != nil {
+			// Weigh the running aggregate by the current model's loss
+			// and the update by the loss the model would have with it
+			// alone: a harmful update gets little weight.
+			for i, v := range s.params {
+				s.scratch[i] = v - lr*g[i]
+			}
+			cand := s.val.ValidationLoss(s.scratch)
+			evals++
+			w1, w2 = 1/s.lastLoss, 1/cand
+			if !finite(w2) || cand <= 0 {
+				w2 = 0
+			}
+		}
+		switch {
+		case s.agg == nil:
+			// The first update is the aggregate; merging it with a zero
+			// aggregate would halve it.
+			s.agg = slices.Clone(g)
+		case !finite(w1) || w1 <= 0 || w1+w2 == 0:
+			// Without a usable current loss, take the update as it is.
+			copy(s.agg, g)
+		default:
+			a, b := float32(w1/(w1+w2)), float32(w2/(w1+w2))
+			for i := range s.agg {
+				s.agg[i] = a*s.agg[i] + b*g[i]
+			}
+		}
+		for i := range s.params {
+			s.params[i] -= lr * s.agg[i]
+		}
+	default: // apply, average: g is the update to take as it is
+		for i := range s.params {
+			s.params[i] -= lr * g[i]
+		}
+	}
+	s.version++
+	s.changes++
+	valLoss := s.lastLoss
+	if s.changes >= s.evalEvery || s.p.Merge == "loss-aware" {
+		s.changes = 0
+		valLoss = s.val.ValidationLoss(s.params)
+		evals++
+		s.lastLoss = valLoss
+		s.patience(valLoss)
+	}
+	s.out = append(s.out, Applied{Version: s.version, ValLoss: valLoss, Evals: evals, From: from})
+	if s.sinceBest >= s.s.Patience {
+		s.stop("converged")
+	}
+}
+
+// patience counts validation passes without a new best loss.
+func (s *Server) patience(loss float64) {
+	if finite(loss) && loss < s.bestLoss {
+		s.bestLoss, s.sinceBest = loss, 0
+		return
+	}
+	s.sinceBest++
+}
+
+// submit adds a synchronous update to the round; the model moves when
+// every active worker has sent one.
+func (s *Server) submit(u Update) error {
+	st := s.workers[u.Worker]
+	if st.submitted {
+		return fmt.Errorf("server: worker %d sent two updates in one round", u.Worker)
+	}
+	st.submitted = true
+	if s.roundSum == nil {
+		s.roundSum = make([]float32, len(s.params))
+	}
+	for i, g := range u.Grad {
+		s.roundSum[i] += g
+	}
+	s.roundFrom = append(s.roundFrom, u.Worker)
+	s.maybeEndRound()
+	return nil
+}
+
+func (s *Server) maybeEndRound() {
+	if len(s.roundFrom) == 0 {
+		return
+	}
+	for _, id := range s.ids {
+		if !s.workers[id].submitted {
+			return
+		}
+	}
+	inv := 1 / float32(len(s.roundFrom))
+	for i := range s.roundSum {
+		s.roundSum[i] *= inv
+	}
+	from := slices.Clone(s.roundFrom)
+	slices.Sort(from)
+	s.merge(s.roundSum, from)
+	clear(s.roundSum)
+	s.roundFrom = s.roundFrom[:0]
+	for _, id := range s.ids {
+		s.workers[id].submitted = false
+		s.sendModel(id)
+	}
+}
+
+func (s *Server) minClock() int {
+	m := -1
+	for _, st := range s.workers {
+		if m < 0 || st.clock < m {
+			m = st.clock
+		}
+	}
+	return max(m, 0)
+}
+
+// releaseHeld answers the SSP workers that are within the staleness bound
+// of the slowest one.
+func (s *Server) releaseHeld() {
+	low := s.minClock()
+	for _, id := range s.ids {
+		st := s.workers[id]
+		if st.held && st.clock-low <= s.s.Staleness {
+			st.held = false
+			s.sendModel(id)
+		}
+	}
+}
+
+func (s *Server) stop(reason string) {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	s.out = append(s.out, Stop{Reason: reason})
+}
