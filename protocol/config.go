@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -119,21 +118,16 @@ func (s Settings) Validate() error {
 	return nil
 }
 
-// LoadSettings reads settings from a JSON or YAML file over the defaults.
-// Unknown fields are errors, so a typo is not silently ignored.
-func LoadSettings(path string) (Settings, error) {
+// ParseSettings reads settings from the contents of a JSON or YAML file,
+// over the defaults, and validates them. Unknown fields are errors, so a
+// typo is not silently ignored. (Reading the file is the caller's business:
+// this package does no I/O.)
+func ParseSettings(b []byte) (Settings, error) {
 	s := Defaults()
-	b, err := os.ReadFile(path)
-	if err != nil {
+	if err := s.decode(b); err != nil {
 		return s, fmt.Errorf("settings: %w", err)
 	}
-	if err := s.decode(b); err != nil {
-		return s, fmt.Errorf("settings %s: %w", path, err)
-	}
-	if err := s.Validate(); err != nil {
-		return s, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
+	return s, s.Validate()
 }
 
 // settingsFile mirrors Settings with max_time as a duration string ("90m").

@@ -99,8 +99,8 @@ func TestGateRelaxationSequence(t *testing.T) {
 func TestGateThresholdResetIsAnOption(t *testing.T) {
 	for _, reset := range []bool{false, true} {
 		g := gateWith(func(s *Settings) { s.Alpha = -1; s.Lambda = 1; s.ResetThreshold = reset })
-		g.Observe(1) // minor: relaxes to -0.9
-		g.Observe(3) // minor: relaxes to -0.81
+		g.Observe(1)                     // minor: relaxes to -0.9
+		g.Observe(3)                     // minor: relaxes to -0.81
 		if d := g.Observe(0); !d.Major { // z = -1.07
 			t.Fatalf("want major: %+v", d)
 		}
