@@ -68,6 +68,10 @@ func gemmOn(buf *gemmBuf, g *gemmArgs) {
 	if g.m == 0 || g.n == 0 {
 		return
 	}
+	if haveKernel && g.tb && !g.ta && 4*g.m <= g.n {
+		transposedGemm(buf, g)
+		return
+	}
 	if !haveKernel {
 		ta, tb := blas.NoTrans, blas.NoTrans
 		if g.ta {
@@ -127,6 +131,32 @@ type gemmBuf struct {
 	pa  [mr * kc]float32
 	pb  [kc * nc]float32
 	tmp [mr * nr]float32
+	t   []float32 // result of transposedGemm before it is transposed back
+}
+
+// transposedGemm computes C = A·Bᵀ for a short A (few rows, e.g. a
+// mini-batch) as Cᵀ = B·Aᵀ: B, the large operand, is then read in place
+// instead of being packed transposed on every call, and only the small Aᵀ
+// and the m×n result are shuffled.
+func transposedGemm(buf *gemmBuf, g *gemmArgs) {
+	m, n := g.m, g.n
+	buf.t = grow(buf.t, m*n)
+	t := gemmArgs{tb: true, m: n, n: m, k: g.k, a: g.b, lda: g.ldb, b: g.a, ldb: g.lda, c: buf.t, ldc: m}
+	serialGemm(&t, buf)
+	for i := 0; i < m; i++ {
+		row := g.c[i*g.ldc : i*g.ldc+n]
+		for j := range row {
+			v := buf.t[j*m+i]
+			switch g.beta {
+			case 0:
+				row[j] = v
+			case 1:
+				row[j] += v
+			default:
+				row[j] = g.beta*row[j] + v
+			}
+		}
+	}
 }
 
 // serialGemm is the blocked GEMM on one core: for each kc×nc panel of

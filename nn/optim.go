@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // Optimizer updates a flat parameter vector from its gradient. The learning
@@ -25,6 +27,10 @@ func (o *SGD) LR() float64      { return o.Rate }
 
 func (o *SGD) Step(params, grads []float32) {
 	lr, mu, wd := float32(o.Rate), float32(o.Momentum), float32(o.WeightDecay)
+	if mu == 0 && wd == 0 {
+		Axpy(-lr, grads, params)
+		return
+	}
 	if mu == 0 {
 		for i, g := range grads {
 			params[i] -= lr * (g + wd*params[i])
@@ -73,6 +79,12 @@ func (o *Adam) Step(params, grads []float32) {
 		v[i] = b2*v[i] + (1-b2)*g*g
 		params[i] -= step * m[i] / (sqrt32(v[i]) + eps)
 	}
+}
+
+// Axpy adds alpha·x to y, with gonum's vectorized kernel: the per-step
+// parameter updates of small models are as long as their GEMMs.
+func Axpy(alpha float32, x, y []float32) {
+	blas32.Axpy(alpha, blas32.Vector{N: len(x), Data: x, Inc: 1}, blas32.Vector{N: len(x), Data: y, Inc: 1})
 }
 
 func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }

@@ -62,7 +62,7 @@ func run(args []string, stdout io.Writer) error {
 	case "ps", "worker", "demo":
 		return fmt.Errorf("%s: not implemented yet (issue #6: the NATS cluster)", cmd)
 	case "sim":
-		return fmt.Errorf("sim: not implemented yet (issue #5: the simulator)")
+		return cmdSim(rest, stdout)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/hermes-go/hermes/protocol"
+	"github.com/hermes-go/hermes/sim"
+)
+
+// Run is one policy's simulated run on a scenario.
+type Run struct {
+	Result sim.Result
+	Trace  sim.Trace
+	Hyper  sim.Hyper
+}
+
+// ScenarioConfig is a comparison of policies on one scenario.
+type ScenarioConfig struct {
+	Env      *sim.Env
+	Policies []string
+	Settings protocol.Settings // base settings; Policy is set per run
+	Hyper    map[string]sim.Hyper
+	Seed     uint64 // 0: the scenario's
+	Parallel int    // runs at once; 0: the number of cores
+	// OnDone, when set, is called as each run finishes (from its
+	// goroutine).
+	OnDone func(policy string, r sim.Result)
+}
+
+// Scenario runs every policy of c, several at once, and returns the runs in
+// the order of c.Policies.
+func Scenario(c ScenarioConfig) ([]Run, error) {
+	for _, p := range c.Policies {
+		if _, err := protocol.PolicyNamed(p); err != nil {
+			return nil, err
+		}
+		if _, ok := c.Hyper[p]; !ok {
+			return nil, fmt.Errorf("bench: no learning rates for policy %s", p)
+		}
+	}
+	var jobs []job
+	for _, p := range c.Policies {
+		st := c.Settings
+		st.Policy = p
+		jobs = append(jobs, job{settings: st, hyper: c.Hyper[p], seed: c.Seed})
+	}
+	return runJobs(c.Env, jobs, c.Parallel, c.OnDone)
+}
+
+// job is one simulated run.
+type job struct {
+	settings protocol.Settings
+	hyper    sim.Hyper
+	seed     uint64
+}
+
+// runJobs runs jobs, par at once (0: one per core), and returns their runs
+// in order. Each run is deterministic, so running them in parallel changes
+// nothing but the wall time.
+func runJobs(env *sim.Env, jobs []job, par int, onDone func(policy string, r sim.Result)) ([]Run, error) {
+	if par <= 0 {
+		par = runtime.NumCPU()
+	}
+	runs := make([]Run, len(jobs))
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res, tr, err := sim.Run(env, sim.Options{Settings: j.settings, Hyper: j.hyper, Seed: j.seed})
+			runs[i], errs[i] = Run{Result: res, Trace: tr, Hyper: j.hyper}, err
+			if err == nil && onDone != nil {
+				onDone(j.settings.Policy, res)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", jobs[i].settings.Policy, err)
+		}
+	}
+	return runs, nil
+}

@@ -1,0 +1,45 @@
+package bench
+
+import (
+	"github.com/hermes-go/hermes/protocol"
+	"github.com/hermes-go/hermes/sim"
+)
+
+// TuneGrid is the learning-rate grid searched for every policy: local SGD
+// rates times server rates. The server rate multiplies a sum of gradients,
+// so its useful range depends on how many steps an update sums.
+var TuneGrid = struct {
+	Local  []float64
+	Server map[string][]float64
+}{
+	Local: []float64{0.02, 0.05, 0.1},
+	Server: map[string][]float64{
+		"chunk":     {0.002, 0.005, 0.01, 0.02},
+		"minibatch": {0.05, 0.1, 0.2},
+	},
+}
+
+// Better reports whether run a beats run b in tuning: reaching the target
+// sooner, or, if neither reaches it, a higher best accuracy.
+func Better(a, b sim.Result) bool {
+	switch {
+	case a.ReachedTarget && !b.ReachedTarget:
+		return true
+	case !a.ReachedTarget && b.ReachedTarget:
+		return false
+	case a.ReachedTarget:
+		return *a.TimeToTargetS < *b.TimeToTargetS
+	}
+	return a.BestAccuracy > b.BestAccuracy
+}
+
+// Tune runs policy once per candidate set of learning rates, on seed,
+// several at once.
+func Tune(env *sim.Env, st protocol.Settings, policy string, cands []sim.Hyper, seed uint64, parallel int) ([]Run, error) {
+	st.Policy = policy
+	var jobs []job
+	for _, h := range cands {
+		jobs = append(jobs, job{settings: st, hyper: h, seed: seed})
+	}
+	return runJobs(env, jobs, parallel, nil)
+}

@@ -1,0 +1,455 @@
+// Package sim is the discrete-event driver of the protocol state machines:
+// many virtual devices on one machine, a virtual clock, and real training
+// with the nn engine on real data, so accuracy is real and only time is
+// simulated. Compute time is the FLOPs of the work done divided by the
+// device's speed; a transfer takes the links' latency plus its bytes over the
+// slower of the two links, and the parameter server's link carries one
+// transfer at a time in each direction, so its model sends queue behind each
+// other. The server's own work (validation passes) costs virtual time on its
+// device.
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/nn"
+	"github.com/hermes-go/hermes/protocol"
+	"github.com/hermes-go/hermes/train"
+)
+
+// Time is virtual time.
+type Time = protocol.Time
+
+// headerBytes is charged for every message on top of its payload.
+const headerBytes = 64
+
+// Env is what the policies of one scenario share, read-only: the data,
+// split into training, validation (carved from the training data, never
+// given to workers) and test sets, and the model spec.
+type Env struct {
+	Scenario   *Scenario
+	Train, Val *data.Dataset
+	Test       *data.Dataset
+	Spec       nn.Spec
+}
+
+// NewEnv loads a scenario's data and model. valSize samples of the training
+// set become the server's validation set.
+func NewEnv(sc *Scenario, valSize int) (*Env, error) {
+	var trainSet, test *data.Dataset
+	var err error
+	if tr, te, ok := strings.Cut(sc.Dataset, ";"); ok {
+		trainSet, test, _, err = data.Open("", tr, te)
+	} else {
+		trainSet, test, _, err = data.Open(sc.Dataset, "", "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	val, rest, err := trainSet.Split(valSize, rand.New(rand.NewPCG(sc.Seed, 0x76616c)))
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: validation split: %w", sc.Name, err)
+	}
+	spec, err := nn.ResolveSpec(sc.Model, trainSet.Classes)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	if _, err := nn.Build(spec, trainSet.Shape, trainSet.Classes); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	return &Env{Scenario: sc, Train: rest, Val: val, Test: test, Spec: spec}, nil
+}
+
+// Hyper are a policy's learning rates.
+type Hyper struct {
+	LocalLR  float64 `json:"local_lr"`
+	ServerLR float64 `json:"server_lr"`
+}
+
+// Options configure one run.
+type Options struct {
+	Settings protocol.Settings // Policy names the policy
+	Hyper    Hyper
+	// Seed overrides the scenario's seed when not zero (tuning runs use a
+	// separate seed).
+	Seed uint64
+}
+
+// Result is one run's outcome; the JSON field names are a contract.
+type Result struct {
+	Policy          string   `json:"policy"`
+	ReachedTarget   bool     `json:"reached_target"`
+	TimeToTargetS   *float64 `json:"time_to_target_s"`
+	BytesToTarget   *int64   `json:"bytes_to_target"`
+	UpdatesToTarget *int64   `json:"updates_to_target"`
+	FinalAccuracy   float64  `json:"final_accuracy"`
+	BestAccuracy    float64  `json:"best_accuracy"`
+	VirtualSeconds  float64  `json:"virtual_seconds"`
+	WallSeconds     float64  `json:"wall_seconds"`
+	BytesTotal      int64    `json:"bytes_total"`
+	UpdatesTotal    int64    `json:"updates_total"`
+	StopReason      string   `json:"stop_reason"`
+	Events          int64    `json:"events"`
+}
+
+// Trace is what happened over time, for plots and CSV.
+type Trace struct {
+	Points []Point      // the global model's test accuracy after each validated change
+	Sizes  []SizePoint  // chunk and mini-batch of every assignment
+	Gates  []GatePoint  // every gate decision
+	Chunks []ChunkPoint // every chunk trained
+}
+
+// ChunkPoint is one chunk of local training and its virtual compute time.
+type ChunkPoint struct {
+	T       float64
+	Worker  int
+	Samples int // trained, over all epochs
+	Tested  int // held-out samples evaluated
+	Seconds float64
+}
+
+// Point is one evaluation of the global model.
+type Point struct {
+	T        float64 `json:"t"`
+	Accuracy float64 `json:"accuracy"`
+	Loss     float64 `json:"loss"`
+	Bytes    int64   `json:"bytes"`
+	Updates  int64   `json:"updates"`
+}
+
+// SizePoint is one chunk assignment.
+type SizePoint struct {
+	T         float64
+	Worker    int
+	Chunk     int
+	MiniBatch int
+}
+
+// GatePoint is one update-gate decision of a worker.
+type GatePoint struct {
+	T        float64
+	Worker   int
+	Z, Thres float64
+	Major    bool
+}
+
+type simWorker struct {
+	id          protocol.WorkerID
+	group       string
+	dev         Device
+	memory      int64
+	sm          *protocol.Worker
+	params      []float32
+	grad        []float32
+	rng         *rand.Rand
+	alive       bool
+	incarnation int
+	up, down    Time // when the worker's link is free in each direction
+}
+
+type simulation struct {
+	env  *Env
+	sc   *Scenario
+	opts Options
+	seed uint64
+
+	now   Time
+	seq   int64
+	q     queue
+	ended bool
+
+	server            *protocol.Server
+	psCPU, psUp, psDn Time
+	workers           []*simWorker
+	model             *nn.Model
+	trainer           *train.ChunkTrainer
+	fwdFLOPs          int64
+	faults            *rand.Rand
+
+	res   Result
+	trace Trace
+}
+
+// Run simulates one policy on env's scenario.
+func Run(env *Env, opts Options) (Result, Trace, error) {
+	start := time.Now()
+	s, err := newSimulation(env, opts)
+	if err != nil {
+		return Result{}, Trace{}, err
+	}
+	s.run()
+	s.res.WallSeconds = time.Since(start).Seconds()
+	return s.res, s.trace, nil
+}
+
+func newSimulation(env *Env, opts Options) (*simulation, error) {
+	sc := env.Scenario
+	seed := sc.Seed
+	if opts.Seed != 0 {
+		seed = opts.Seed
+	}
+	m, err := nn.Build(env.Spec, env.Train.Shape, env.Train.Classes)
+	if err != nil {
+		return nil, err
+	}
+	m.Init(seed)
+	st := opts.Settings
+	st.SampleBytes = int64(env.Train.SampleSize()*4 + 4)
+	st.MaxTime = Time(sc.TimeBudgetS * float64(time.Second))
+	if opts.Hyper.ServerLR > 0 {
+		st.ServerLR = opts.Hyper.ServerLR
+	}
+	if !(opts.Hyper.LocalLR > 0) {
+		return nil, fmt.Errorf("policy %s: local learning rate %v, want > 0", st.Policy, opts.Hyper.LocalLR)
+	}
+	s := &simulation{env: env, sc: sc, opts: opts, seed: seed, model: m,
+		faults: rand.New(rand.NewPCG(seed, 0x6661756c74))} // "fault"
+	s.fwdFLOPs, _ = m.FLOPs()
+	s.trainer = &train.ChunkTrainer{Model: m, Data: env.Train, LR: opts.Hyper.LocalLR}
+	init := append([]float32(nil), m.Params()...)
+	s.server, err = protocol.NewServer(st, init, env.Train.Len(), validator{s}, rand.New(rand.NewPCG(seed, 0x6469737065)))
+	if err != nil {
+		return nil, err
+	}
+	s.opts.Settings = st
+	s.res.Policy = st.Policy
+	id := 0
+	for _, g := range sc.Workers {
+		for range g.Count {
+			w := &simWorker{id: protocol.WorkerID(id), group: g.Name, dev: g.Device,
+				memory: int64(g.MemoryMB * (1 << 20)),
+				rng:    rand.New(rand.NewPCG(seed, uint64(id)+1))}
+			s.workers = append(s.workers, w)
+			s.at(Time(g.JoinAtS*float64(time.Second)), func() { s.join(w) })
+			if g.LeaveAtS > 0 {
+				s.at(Time(g.LeaveAtS*float64(time.Second)), func() { s.crash(w) })
+			}
+			if g.CrashMTBFS > 0 {
+				s.scheduleCrash(w, g, Time(g.JoinAtS*float64(time.Second)))
+			}
+			id++
+		}
+	}
+	// The budget ends the run even if nothing else happens.
+	s.at(st.MaxTime, func() { s.toServer(protocol.Tick{}) })
+	return s, nil
+}
+
+func (s *simulation) at(t Time, fn func()) {
+	s.seq++
+	s.q.push(t, s.seq, fn)
+}
+
+func (s *simulation) run() {
+	acc, loss := s.testEval()
+	s.trace.Points = append(s.trace.Points, Point{T: 0, Accuracy: acc, Loss: loss})
+	s.res.FinalAccuracy, s.res.BestAccuracy = acc, acc
+	for s.q.len() > 0 && !s.ended {
+		it := s.q.pop()
+		s.now = max(s.now, it.at)
+		s.res.Events++
+		it.fn()
+	}
+	if !s.ended {
+		s.res.StopReason = "no events left"
+	}
+	s.res.VirtualSeconds = s.now.Seconds()
+}
+
+// validator evaluates on the server's validation set with the shared
+// engine model; the cost is charged through Applied.Evals.
+type validator struct{ s *simulation }
+
+func (v validator) ValidationLoss(params []float32) float64 {
+	copy(v.s.model.Params(), params)
+	loss, _ := v.s.model.Evaluate(v.s.env.Val.X, v.s.env.Val.Y, v.s.env.Val.Len(), 500)
+	return loss
+}
+
+// testEval measures the global model on the test set: the harness's
+// measurement, outside the policy and free of virtual time.
+func (s *simulation) testEval() (acc, loss float64) {
+	copy(s.model.Params(), s.server.Params())
+	loss, acc = s.model.Evaluate(s.env.Test.X, s.env.Test.Y, s.env.Test.Len(), 500)
+	return acc, loss
+}
+
+func (s *simulation) join(w *simWorker) {
+	sm, err := protocol.NewWorker(w.id, s.opts.Settings)
+	if err != nil {
+		panic(err) // settings were validated by NewServer
+	}
+	w.sm, w.alive = sm, true
+	w.incarnation++
+	w.params = nil
+	s.send(w, headerBytes, protocol.Register{Worker: w.id, MemoryBytes: w.memory, Cores: 1})
+}
+
+// crash takes a worker down: it loses its local state and the server
+// hears that it left.
+func (s *simulation) crash(w *simWorker) {
+	if !w.alive {
+		return
+	}
+	w.alive = false
+	w.incarnation++
+	s.toServer(protocol.Leave{Worker: w.id})
+}
+
+func (s *simulation) scheduleCrash(w *simWorker, g WorkerGroup, from Time) {
+	next := from + Time(s.faults.ExpFloat64()*g.CrashMTBFS*float64(time.Second))
+	s.at(next, func() {
+		if !w.alive {
+			return
+		}
+		s.crash(w)
+		restart := Time(g.RestartS * float64(time.Second))
+		s.at(s.now+restart, func() {
+			s.join(w)
+			s.scheduleCrash(w, g, s.now)
+		})
+	})
+}
+
+// transfer returns when bytes sent now over the PS link and w's link
+// arrive, and books both links.
+func (s *simulation) transfer(w *simWorker, toPS bool, bytes int64) Time {
+	ps := s.sc.PS
+	bw := math.Min(ps.BandwidthMbps, w.dev.BandwidthMbps) * 1e6 / 8
+	dur := Time(float64(bytes) / bw * float64(time.Second))
+	lat := Time((ps.LatencyMs + w.dev.LatencyMs) * float64(time.Millisecond))
+	psLink, wLink := &s.psDn, &w.up
+	if !toPS {
+		psLink, wLink = &s.psUp, &w.down
+	}
+	start := max(s.now, *psLink, *wLink)
+	*psLink, *wLink = start+dur, start+dur
+	s.res.BytesTotal += bytes
+	return start + dur + lat
+}
+
+// send delivers a worker's message to the server after the transfer.
+func (s *simulation) send(w *simWorker, bytes int64, ev protocol.Event) {
+	arrive := s.transfer(w, true, bytes)
+	s.at(arrive, func() { s.toServer(ev) })
+}
+
+// toServer steps the server once its CPU is free and carries out its
+// actions after the compute they cost.
+func (s *simulation) toServer(ev protocol.Event) {
+	if s.ended {
+		return
+	}
+	if s.now < s.psCPU {
+		s.at(s.psCPU, func() { s.toServer(ev) })
+		return
+	}
+	if err := s.server.Step(s.now, ev); err != nil {
+		// A rejected message (e.g. from a worker that has left) changes
+		// nothing; the server keeps serving.
+		_ = err
+	}
+	actions := s.server.Ready()
+	var flops float64
+	for _, a := range actions {
+		if ap, ok := a.(protocol.Applied); ok {
+			flops += float64(ap.Evals)*float64(s.env.Val.Len())*float64(s.fwdFLOPs) + 3*float64(len(s.server.Params()))
+		}
+	}
+	s.psCPU = s.now + Time(flops/(s.sc.PS.GFLOPS*1e9)*float64(time.Second))
+	done := s.psCPU
+	for _, a := range actions {
+		s.serverAction(a, done)
+	}
+}
+
+func (s *simulation) serverAction(a protocol.Action, at Time) {
+	switch a := a.(type) {
+	case protocol.SendModel:
+		w := s.workers[a.To]
+		inc := w.incarnation
+		s.at(at, func() {
+			arrive := s.transfer(w, false, int64(4*len(a.Params))+headerBytes)
+			s.at(arrive, func() {
+				if !w.alive || w.incarnation != inc {
+					return
+				}
+				w.params = a.Params
+				s.toWorker(w, protocol.ModelArrived{Version: a.Version})
+			})
+		})
+	case protocol.Assign:
+		w := s.workers[a.To]
+		inc := w.incarnation
+		s.trace.Sizes = append(s.trace.Sizes, SizePoint{T: at.Seconds(), Worker: int(a.To), Chunk: len(a.Work.Chunk.Indices), MiniBatch: a.Work.MiniBatch})
+		s.at(at, func() {
+			bytes := int64(len(a.Work.Chunk.Indices))*s.opts.Settings.SampleBytes + headerBytes
+			arrive := s.transfer(w, false, bytes)
+			s.at(arrive, func() {
+				if w.alive && w.incarnation == inc {
+					s.toWorker(w, protocol.WorkArrived{Work: a.Work})
+				}
+			})
+		})
+	case protocol.Applied:
+		if a.Evals == 0 {
+			return
+		}
+		acc, loss := s.testEval()
+		s.trace.Points = append(s.trace.Points, Point{T: at.Seconds(), Accuracy: acc, Loss: loss, Bytes: s.res.BytesTotal, Updates: s.res.UpdatesTotal})
+		s.res.FinalAccuracy = acc
+		s.res.BestAccuracy = max(s.res.BestAccuracy, acc)
+		if !s.res.ReachedTarget && acc >= s.sc.TargetAccuracy {
+			s.res.ReachedTarget = true
+			t, b, u := at.Seconds(), s.res.BytesTotal, s.res.UpdatesTotal
+			s.res.TimeToTargetS, s.res.BytesToTarget, s.res.UpdatesToTarget = &t, &b, &u
+			s.at(at, func() { s.toServer(protocol.Halt{Reason: "target accuracy"}) })
+		}
+	case protocol.Stop:
+		s.res.StopReason = a.Reason
+		s.ended = true
+		s.now = max(s.now, at)
+	}
+}
+
+// toWorker steps a worker and carries out its actions.
+func (s *simulation) toWorker(w *simWorker, ev protocol.Event) {
+	if err := w.sm.Step(ev); err != nil {
+		panic(fmt.Sprintf("sim: worker %d: %v", w.id, err)) // the driver broke the protocol
+	}
+	for _, a := range w.sm.Ready() {
+		switch a := a.(type) {
+		case protocol.Train:
+			res := s.trainer.Train(w.params, a.Work, w.rng, w.grad)
+			w.grad = res.Grad
+			dt := Time(float64(res.FLOPs) / (w.dev.GFLOPS * 1e9) * float64(time.Second))
+			_, tested := protocol.SplitChunk(len(a.Work.Chunk.Indices), a.Work.HoldOut)
+			s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
+				Samples: res.Samples, Tested: tested, Seconds: dt.Seconds()})
+			inc := w.incarnation
+			s.at(s.now+dt, func() {
+				if w.alive && w.incarnation == inc {
+					// The worker copies the gradient into its sum, so
+					// w.grad is free again before the next Train.
+					s.toWorker(w, protocol.Trained{ChunkID: a.Work.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
+						TrainTime: dt, Samples: res.Samples, Steps: res.Steps})
+				}
+			})
+		case protocol.SendUpdate:
+			d := a.Update.Decision
+			s.trace.Gates = append(s.trace.Gates, GatePoint{T: s.now.Seconds(), Worker: int(w.id), Z: d.Z, Thres: d.Thres, Major: true})
+			s.res.UpdatesTotal++
+			s.send(w, int64(4*len(a.Update.Grad))+headerBytes, a.Update)
+		case protocol.SendReport:
+			d := a.Report.Decision
+			s.trace.Gates = append(s.trace.Gates, GatePoint{T: s.now.Seconds(), Worker: int(w.id), Z: d.Z, Thres: d.Thres})
+			s.send(w, headerBytes, a.Report)
+		}
+	}
+}

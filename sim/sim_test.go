@@ -1,0 +1,133 @@
+package sim
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hermes-go/hermes/protocol"
+)
+
+func tinyEnv(t *testing.T) *Env {
+	t.Helper()
+	sc, err := LoadScenario("testdata/tiny.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := NewEnv(sc, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func tinySettings(policy string) protocol.Settings {
+	s := protocol.Defaults()
+	s.Policy, s.Chunk, s.MinChunk, s.Epochs = policy, 100, 10, 2
+	return s
+}
+
+func TestRunIsDeterministicAndLearns(t *testing.T) {
+	env := tinyEnv(t)
+	for _, p := range []string{"hermes", "bsp", "localsgd"} {
+		t.Run(p, func(t *testing.T) {
+			h := Hyper{LocalLR: 0.05, ServerLR: 0.01}
+			if p == "bsp" {
+				h.ServerLR = 0.2
+			}
+			opts := Options{Settings: tinySettings(p), Hyper: h}
+			a, ta, err := Run(env, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, tb, _ := Run(env, opts)
+			a.WallSeconds, b.WallSeconds = 0, 0
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			if string(ja) != string(jb) || len(ta.Points) != len(tb.Points) {
+				t.Fatalf("same scenario, different results:\n%s\n%s", ja, jb)
+			}
+			// Logistic regression on these 800 images gets well past
+			// chance (0.1) whatever the policy.
+			if a.BestAccuracy < 0.6 || a.BytesTotal == 0 || a.UpdatesTotal == 0 {
+				t.Fatalf("result %s", ja)
+			}
+			if a.ReachedTarget != (a.TimeToTargetS != nil) || (a.ReachedTarget && *a.TimeToTargetS > a.VirtualSeconds) {
+				t.Fatalf("inconsistent target fields: %s", ja)
+			}
+		})
+	}
+}
+
+func TestTransferPhysics(t *testing.T) {
+	sc := &Scenario{PS: Device{GFLOPS: 1, BandwidthMbps: 80, LatencyMs: 1}}
+	s := &simulation{sc: sc}
+	w1 := &simWorker{dev: Device{BandwidthMbps: 8, LatencyMs: 9}}
+	w2 := &simWorker{dev: Device{BandwidthMbps: 800, LatencyMs: 0}}
+	// 1 MB to w1: limited by w1's 8 Mbit/s (1 s) plus 10 ms of latency.
+	if got := s.transfer(w1, false, 1_000_000); got != 1010*time.Millisecond {
+		t.Fatalf("to w1: %v", got)
+	}
+	// 1 MB to w2 at the same instant queues behind it on the PS link,
+	// which is busy for 1 s, then takes 0.1 s at the PS's 80 Mbit/s.
+	if got := s.transfer(w2, false, 1_000_000); got != 1101*time.Millisecond {
+		t.Fatalf("to w2: %v", got)
+	}
+	// The other direction has its own queue.
+	if got := s.transfer(w2, true, 1_000_000); got != 101*time.Millisecond {
+		t.Fatalf("from w2: %v", got)
+	}
+	if s.res.BytesTotal != 3_000_000 {
+		t.Fatalf("bytes %d", s.res.BytesTotal)
+	}
+}
+
+// "Virtual compute time is the model's FLOPs for the work done divided by
+// the device speed."
+func TestComputeTimeIsFLOPsOverSpeed(t *testing.T) {
+	env := tinyEnv(t)
+	_, tr, err := Run(env, Options{Settings: tinySettings("hermes"), Hyper: Hyper{LocalLR: 0.05, ServerLR: 0.01}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := float64(2*784*10 + 10*0) // logistic regression: one dense layer
+	speed := map[int]float64{0: 0.05e9, 1: 1e9, 2: 1e9}
+	if len(tr.Chunks) < 3 {
+		t.Fatalf("%d chunks trained", len(tr.Chunks))
+	}
+	for _, c := range tr.Chunks {
+		want := (float64(c.Samples)*3*fwd + float64(c.Tested)*fwd) / speed[c.Worker]
+		if math.Abs(c.Seconds-want) > 1e-6*want {
+			t.Fatalf("worker %d trained %d samples and tested %d in %v s, want %v s", c.Worker, c.Samples, c.Tested, c.Seconds, want)
+		}
+	}
+}
+
+func TestScenarioErrorsNameTheField(t *testing.T) {
+	base := `{"name":"x","dataset":"fashion-mnist","model":"mlp","target_accuracy":0.8,"time_budget_s":10,"seed":1,
+	"ps":{"gflops":1,"bandwidth_mbps":1,"latency_ms":1},
+	"workers":[{"name":"pi","count":1,"gflops":1,"bandwidth_mbps":1,"latency_ms":1,"memory_mb":1}]}`
+	cases := map[string]string{
+		`unknown field "gflop"`:      strings.Replace(base, `"ps":{"gflops"`, `"ps":{"gflop"`, 1),
+		"workers[0] (pi).gflops = 0": strings.Replace(base, `"count":1,"gflops":1`, `"count":1,"gflops":0`, 1),
+		"workers[0] (pi).count = 0":  strings.Replace(base, `"count":1`, `"count":0`, 1),
+		"target_accuracy = 1.5":      strings.Replace(base, `0.8`, `1.5`, 1),
+		"ps.bandwidth_mbps = -1":     strings.Replace(base, `"ps":{"gflops":1,"bandwidth_mbps":1`, `"ps":{"gflops":1,"bandwidth_mbps":-1`, 1),
+		"dataset is missing":         strings.Replace(base, `"dataset":"fashion-mnist",`, ``, 1),
+	}
+	for want, js := range cases {
+		_, err := ParseScenario([]byte(js))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q, got %v", want, err)
+		}
+	}
+	if _, err := ParseScenario([]byte(base)); err != nil {
+		t.Fatalf("valid scenario: %v", err)
+	}
+	sc, _ := ParseScenario([]byte(strings.Replace(base, "fashion-mnist", "/nonexistent/a.csv;/nonexistent/b.csv", 1)))
+	if _, err := NewEnv(sc, 10); err == nil || !strings.Contains(err.Error(), "/nonexistent/a.csv") {
+		t.Fatalf("missing dataset: %v", err)
+	}
+}

@@ -1,0 +1,88 @@
+package train
+
+import (
+	"math/rand/v2"
+
+	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/nn"
+	"github.com/hermes-go/hermes/protocol"
+)
+
+// ChunkTrainer does a worker's local training: plain SGD over a chunk of a
+// data set for a few epochs, summing every step's gradient for the update
+// the worker may send, and the loss on the chunk's held-out part for its
+// update gate. One ChunkTrainer (one engine model) can serve many simulated
+// workers, since each call loads the worker's own parameters.
+type ChunkTrainer struct {
+	Model *nn.Model
+	Data  *data.Dataset
+	LR    float64
+
+	x   []float32
+	y   []int32
+	idx []int
+}
+
+// ChunkResult is the outcome of training one chunk.
+type ChunkResult struct {
+	Grad    []float32 // sum of the step gradients
+	Loss    float64   // on the held-out part; the last epoch's training loss without one
+	Samples int       // samples processed over all epochs
+	Steps   int
+	// FLOPs is the arithmetic done, training and testing, for cost models.
+	FLOPs int64
+}
+
+// Train trains params in place on w, shuffling each epoch with rng. grad,
+// if long enough, receives the gradient sum (it is cleared first).
+func (t *ChunkTrainer) Train(params []float32, w protocol.Work, rng *rand.Rand, grad []float32) ChunkResult {
+	m := t.Model
+	copy(m.Params(), params)
+	if len(grad) != len(params) {
+		grad = make([]float32, len(params))
+	}
+	clear(grad)
+	n := len(w.Chunk.Indices)
+	trainN, testN := protocol.SplitChunk(n, w.HoldOut)
+	size := t.Data.SampleSize()
+	batch := max(1, min(w.MiniBatch, trainN))
+	if len(t.x) < batch*size || len(t.x) < testN*size {
+		t.x = make([]float32, max(batch, testN)*size)
+		t.y = make([]int32, max(batch, testN))
+	}
+	order := t.idx[:0]
+	for _, i := range w.Chunk.Indices[:trainN] {
+		order = append(order, int(i))
+	}
+	t.idx = order
+	fwd, trainFLOPs := m.FLOPs()
+	res := ChunkResult{Grad: grad}
+	lr := float32(t.LR)
+	var epochLoss float64
+	for e := 0; e < w.Epochs; e++ {
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		epochLoss = 0
+		for i := 0; i < trainN; i += batch {
+			b := min(batch, trainN-i)
+			t.Data.Gather(order[i:i+b], t.x[:b*size], t.y[:b])
+			epochLoss += m.Backprop(t.x[:b*size], t.y[:b], b) * float64(b)
+			nn.Axpy(1, m.Grads(), grad)
+			nn.Axpy(-lr, m.Grads(), m.Params())
+			res.Steps++
+			res.Samples += b
+		}
+	}
+	res.FLOPs = int64(res.Samples) * trainFLOPs
+	res.Loss = epochLoss / float64(max(trainN, 1))
+	if testN > 0 {
+		test := make([]int, testN)
+		for k, i := range w.Chunk.Indices[trainN:] {
+			test[k] = int(i)
+		}
+		t.Data.Gather(test, t.x[:testN*size], t.y[:testN])
+		res.Loss, _ = m.Evaluate(t.x[:testN*size], t.y[:testN], testN, 256)
+		res.FLOPs += int64(testN) * fwd
+	}
+	copy(params, m.Params())
+	return res
+}
