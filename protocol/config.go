@@ -158,10 +158,10 @@ func (s *Settings) decode(b []byte) error {
 	return nil
 }
 
-// RegisterFlags binds every setting to a flag of the same name (with - for
-// _), so that flags override a settings file loaded before parsing.
+// RegisterFlags binds the settings of the method to flags of the same name
+// (with - for _), so that flags override a settings file loaded before
+// parsing. The policy is left to the caller: a benchmark takes several.
 func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&s.Policy, "policy", s.Policy, "training policy: "+strings.Join(PolicyNames(), ", "))
 	fs.Float64Var(&s.Alpha, "alpha", s.Alpha, "initial z-score threshold of the update gate")
 	fs.Float64Var(&s.Beta, "beta", s.Beta, "threshold relaxation factor")
 	fs.IntVar(&s.Lambda, "lambda", s.Lambda, "minor updates before the threshold relaxes")

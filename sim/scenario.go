@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
 // Scenario fixes everything a simulated run depends on (see
@@ -57,7 +59,23 @@ func LoadScenario(path string) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", path, err)
 	}
+	// Data files are named relative to the scenario file, so a scenario
+	// and its data can move together.
+	if tr, te, ok := strings.Cut(sc.Dataset, ";"); ok {
+		sc.Dataset = relTo(path, tr) + ";" + relTo(path, te)
+	}
 	return sc, nil
+}
+
+func relTo(scenario, spec string) string {
+	var parts []string
+	for _, p := range strings.Split(spec, ",") {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(scenario), p)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ",")
 }
 
 // ParseScenario decodes a scenario; unknown fields are errors.

@@ -24,9 +24,13 @@ func cmdBench(args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "write results.json, points.csv, plots and report.md into this directory")
 	parallel := fs.Int("parallel", 0, "runs at once (0: one per core)")
 	valSize := fs.Int("val", 5000, "validation samples carved from the training set")
+	localLR := fs.Float64("local-lr", 0, "workers' SGD learning rate for every policy (0: each policy's tuned value)")
 	tune := fs.Bool("tune", false, "choose each policy's learning rates by a grid on a separate seed, and print them")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
-	st := protocol.Defaults()
+	st, err := settingsFlags(fs, args)
+	if err != nil {
+		return err
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -43,9 +47,13 @@ func cmdBench(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *tune {
-		return runTune(env, st, names, *parallel, stdout, *asJSON)
+		return runTune(env, *st, names, *parallel, stdout, *asJSON)
 	}
-	cfg := bench.ScenarioConfig{Env: env, Policies: names, Settings: st, Hyper: sim.Tuned, Parallel: *parallel,
+	hyper := map[string]sim.Hyper{}
+	for _, p := range names {
+		hyper[p] = hyperFor(fs, st, *localLR, p)
+	}
+	cfg := bench.ScenarioConfig{Env: env, Policies: names, Settings: *st, Hyper: hyper, Parallel: *parallel,
 		OnDone: func(p string, r sim.Result) {
 			slog.Info("finished", "policy", p, "reached", r.ReachedTarget, "final_accuracy", r.FinalAccuracy, "virtual_s", int(r.VirtualSeconds), "wall_s", int(r.WallSeconds))
 		}}

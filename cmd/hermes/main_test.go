@@ -116,7 +116,7 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"mismatched shapes", []string{"train", "--train", good, "--test", good, "--model", shape}, []string{"output shape [3]", "2 classes"}},
 		{"weights of wrong shape", []string{"train", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--init", weights}, []string{weights, "layers.1.weight", "shape [2 2]"}},
 		{"bad flag value", []string{"train", "--train", good, "--test", good, "--epochs", "0"}, []string{"epochs = 0"}},
-		{"unimplemented", []string{"sim"}, []string{"not implemented yet"}},
+		{"unimplemented", []string{"ps"}, []string{"not implemented yet"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -139,5 +139,84 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+const tinyScenario = "../../sim/testdata/tiny.json"
+
+func TestBenchWritesReport(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := run([]string{"bench", "--scenario", tinyScenario, "--policies", "hermes,bsp", "--out", dir,
+		"--chunk", "100", "--min-chunk", "10", "--local-epochs", "2", "--val", "200", "--json"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := lastJSON(t, out.String())
+	if res["scenario"] != "tiny" {
+		t.Fatalf("scenario %v", res["scenario"])
+	}
+	results := res["results"].([]any)
+	if len(results) != 2 {
+		t.Fatalf("%d results", len(results))
+	}
+	for _, r := range results {
+		m := r.(map[string]any)
+		for _, k := range []string{"policy", "reached_target", "time_to_target_s", "bytes_to_target", "updates_to_target",
+			"final_accuracy", "best_accuracy", "virtual_seconds", "wall_seconds", "bytes_total", "updates_total"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("result lacks %q", k)
+			}
+		}
+	}
+	for _, f := range []string{"results.json", "points.csv", "report.md", "accuracy.png", "accuracy.svg", "bytes.png",
+		"chunks.png", "minibatch.svg", "gate.png"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	if !strings.Contains(string(md), "![") || !strings.Contains(string(md), "| hermes |") {
+		t.Errorf("report.md lacks the table or the plots:\n%s", md)
+	}
+}
+
+func TestSimScenarioErrors(t *testing.T) {
+	bin := hermesBinary(t)
+	dir := t.TempDir()
+	base, err := os.ReadFile(tinyScenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	unknown := write("unknown.json", strings.Replace(string(base), `"seed": 3`, `"seed": 3, "sead": 4`, 1))
+	zero := write("zero.json", strings.Replace(string(base), `"gflops": 0.05`, `"gflops": 0`, 1))
+	missing := write("missing.json", strings.Replace(string(base), "fmnist-1k-images", "no-such-images", 2))
+	cases := []struct {
+		file string
+		want []string
+	}{
+		{unknown, []string{unknown, `unknown field "sead"`}},
+		{zero, []string{zero, "workers[0] (slow).gflops = 0"}},
+		{missing, []string{"no-such-images"}},
+	}
+	for _, c := range cases {
+		cmd := exec.Command(bin, "sim", "--scenario", c.file, "--json")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err == nil {
+			t.Fatalf("%s: exit 0", c.file)
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		last := lines[len(lines)-1]
+		for _, w := range c.want {
+			if !strings.Contains(last, w) {
+				t.Errorf("error %q does not mention %q", last, w)
+			}
+		}
 	}
 }

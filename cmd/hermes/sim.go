@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/sim"
@@ -12,11 +13,13 @@ import (
 
 func cmdSim(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	st := protocol.Defaults()
 	scenario := fs.String("scenario", "", "scenario file (JSON)")
-	st.RegisterFlags(fs)
+	st, err := settingsFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	fs.StringVar(&st.Policy, "policy", st.Policy, "training policy: "+strings.Join(protocol.PolicyNames(), ", "))
 	localLR := fs.Float64("local-lr", 0, "workers' SGD learning rate (0: the policy's tuned value)")
-	serverLR := fs.Float64("lr-server", 0, "server learning rate (0: the policy's tuned value)")
 	valSize := fs.Int("val", 5000, "validation samples carved from the training set")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
 	if err := parse(fs, args); err != nil {
@@ -32,28 +35,38 @@ func cmdSim(args []string, stdout io.Writer) error {
 	if err := st.Validate(); err != nil {
 		return err
 	}
-	h := sim.Tuned[st.Policy]
-	if *localLR > 0 {
-		h.LocalLR = *localLR
-	}
-	if *serverLR > 0 {
-		h.ServerLR = *serverLR
-	}
+	h := hyperFor(fs, st, *localLR, st.Policy)
 	env, err := sim.NewEnv(sc, *valSize)
 	if err != nil {
 		return err
 	}
 	slog.Info("simulating", "scenario", sc.Name, "policy", st.Policy, "workers", sc.NumWorkers(), "local_lr", h.LocalLR, "server_lr", h.ServerLR)
-	res, _, err := sim.Run(env, sim.Options{Settings: st, Hyper: h})
+	res, _, err := sim.Run(env, sim.Options{Settings: *st, Hyper: h})
 	if err != nil {
 		return err
 	}
+	slog.Info("done", "events", res.Events, "events_per_s", int(float64(res.Events)/res.WallSeconds), "peak_rss_mb", peakRSSMB())
 	if *asJSON {
 		return printJSON(stdout, res)
 	}
 	fmt.Fprintf(stdout, "%s on %s: reached %v, time to target %s, final accuracy %.4f, %.0f virtual s, %d bytes, %d updates (%s)\n",
 		res.Policy, sc.Name, res.ReachedTarget, fmtOpt(res.TimeToTargetS), res.FinalAccuracy, res.VirtualSeconds, res.BytesTotal, res.UpdatesTotal, res.StopReason)
 	return nil
+}
+
+// hyperFor returns a policy's tuned learning rates, overridden by
+// --local-lr and by --server-lr when given.
+func hyperFor(fs *flag.FlagSet, st *protocol.Settings, localLR float64, policy string) sim.Hyper {
+	h := sim.Tuned[policy]
+	if localLR > 0 {
+		h.LocalLR = localLR
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "server-lr" {
+			h.ServerLR = st.ServerLR
+		}
+	})
+	return h
 }
 
 func fmtOpt(v *float64) string {
