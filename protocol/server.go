@@ -6,6 +6,14 @@ import (
 	"slices"
 )
 
+// Trainer does a worker's local training. A driver calls it for every Train
+// action and steps the result into the worker, with TrainTime filled in as
+// measured (cluster) or modelled from flops (simulator).
+type Trainer interface {
+	// Train trains params in place on w.
+	Train(params []float32, w Work) (result Trained, flops int64)
+}
+
 // Validator computes the loss of a parameter vector on the server's
 // validation set: data carved out of the training set and never handed to
 // workers. Every decision of a server (merge weights, patience) uses it;

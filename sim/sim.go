@@ -146,8 +146,7 @@ type simWorker struct {
 	memory      int64
 	sm          *protocol.Worker
 	params      []float32
-	grad        []float32
-	rng         *rand.Rand
+	trainer     protocol.Trainer
 	alive       bool
 	incarnation int
 	up, down    Time // when the worker's link is free in each direction
@@ -223,8 +222,8 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	for _, g := range sc.Workers {
 		for range g.Count {
 			w := &simWorker{id: protocol.WorkerID(id), group: g.Name, dev: g.Device,
-				memory: int64(g.MemoryMB * (1 << 20)),
-				rng:    rand.New(rand.NewPCG(seed, uint64(id)+1))}
+				memory:  int64(g.MemoryMB * (1 << 20)),
+				trainer: s.trainer.Worker(rand.New(rand.NewPCG(seed, uint64(id)+1)))}
 			s.workers = append(s.workers, w)
 			s.at(Time(g.JoinAtS*float64(time.Second)), func() { s.join(w) })
 			if g.LeaveAtS > 0 {
@@ -426,19 +425,16 @@ func (s *simulation) toWorker(w *simWorker, ev protocol.Event) {
 	for _, a := range w.sm.Ready() {
 		switch a := a.(type) {
 		case protocol.Train:
-			res := s.trainer.Train(w.params, a.Work, w.rng, w.grad)
-			w.grad = res.Grad
-			dt := Time(float64(res.FLOPs) / (w.dev.GFLOPS * 1e9) * float64(time.Second))
+			res, flops := w.trainer.Train(w.params, a.Work)
+			dt := Time(float64(flops) / (w.dev.GFLOPS * 1e9) * float64(time.Second))
+			res.TrainTime = dt
 			_, tested := protocol.SplitChunk(len(a.Work.Chunk.Indices), a.Work.HoldOut)
 			s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
 				Samples: res.Samples, Tested: tested, Seconds: dt.Seconds()})
 			inc := w.incarnation
 			s.at(s.now+dt, func() {
 				if w.alive && w.incarnation == inc {
-					// The worker copies the gradient into its sum, so
-					// w.grad is free again before the next Train.
-					s.toWorker(w, protocol.Trained{ChunkID: a.Work.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
-						TrainTime: dt, Samples: res.Samples, Steps: res.Steps})
+					s.toWorker(w, res)
 				}
 			})
 		case protocol.SendUpdate:

@@ -33,9 +33,29 @@ type ChunkResult struct {
 	FLOPs int64
 }
 
-// Train trains params in place on w, shuffling each epoch with rng. grad,
+// Worker returns the protocol.Trainer of one worker: this trainer, with the
+// worker's own seeded shuffles and gradient buffer.
+func (t *ChunkTrainer) Worker(rng *rand.Rand) protocol.Trainer {
+	return &workerTrainer{t: t, rng: rng}
+}
+
+type workerTrainer struct {
+	t    *ChunkTrainer
+	rng  *rand.Rand
+	grad []float32
+}
+
+// Train implements protocol.Trainer. The gradient buffer is reused: the
+// worker state machine copies it into its sum when the result is stepped.
+func (w *workerTrainer) Train(params []float32, work protocol.Work) (protocol.Trained, int64) {
+	res := w.t.Chunk(params, work, w.rng, w.grad)
+	w.grad = res.Grad
+	return protocol.Trained{ChunkID: work.Chunk.ID, Grad: res.Grad, Loss: res.Loss, Samples: res.Samples, Steps: res.Steps}, res.FLOPs
+}
+
+// Chunk trains params in place on w, shuffling each epoch with rng. grad,
 // if long enough, receives the gradient sum (it is cleared first).
-func (t *ChunkTrainer) Train(params []float32, w protocol.Work, rng *rand.Rand, grad []float32) ChunkResult {
+func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, grad []float32) ChunkResult {
 	m := t.Model
 	copy(m.Params(), params)
 	if len(grad) != len(params) {
