@@ -23,6 +23,24 @@ type Dataset struct {
 	Shape []int
 	// Classes is the number of distinct labels the data set can have.
 	Classes int
+	// ValueBytes is the width of one value in the file it came from (1 for
+	// bytes, 4 otherwise): what shipping a sample costs on the wire, where
+	// it travels in its original width (the normalization is applied on
+	// arrival). 0 means float32.
+	ValueBytes int
+}
+
+// WireBytes returns the bytes one sample and its label take on the wire.
+func (d *Dataset) WireBytes() int64 {
+	w := d.ValueBytes
+	if w == 0 {
+		w = 4
+	}
+	label := 4
+	if d.Classes <= 256 {
+		label = 1
+	}
+	return int64(d.SampleSize()*w + label)
 }
 
 // Len returns the number of samples.
@@ -46,13 +64,13 @@ func (d *Dataset) Row(i int) []float32 {
 // Slice returns samples [from, to) as a data set that shares storage.
 func (d *Dataset) Slice(from, to int) *Dataset {
 	s := d.SampleSize()
-	return &Dataset{X: d.X[from*s : to*s], Y: d.Y[from:to], Shape: d.Shape, Classes: d.Classes}
+	return &Dataset{X: d.X[from*s : to*s], Y: d.Y[from:to], Shape: d.Shape, Classes: d.Classes, ValueBytes: d.ValueBytes}
 }
 
 // Subset returns a copy of the samples at idx, in that order.
 func (d *Dataset) Subset(idx []int) *Dataset {
 	s := d.SampleSize()
-	out := &Dataset{X: make([]float32, len(idx)*s), Y: make([]int32, len(idx)), Shape: d.Shape, Classes: d.Classes}
+	out := &Dataset{X: make([]float32, len(idx)*s), Y: make([]int32, len(idx)), Shape: d.Shape, Classes: d.Classes, ValueBytes: d.ValueBytes}
 	d.Gather(idx, out.X, out.Y)
 	return out
 }

@@ -25,6 +25,10 @@ func TestLoadIDXFixture(t *testing.T) {
 	if d.Len() != 1000 || d.Classes != 10 || len(d.Shape) != 3 || d.Shape[0] != 1 || d.Shape[1] != 28 || d.Shape[2] != 28 {
 		t.Fatalf("len %d classes %d shape %v", d.Len(), d.Classes, d.Shape)
 	}
+	// Bytes travel as bytes: 784 pixels and a one-byte label.
+	if d.WireBytes() != 785 {
+		t.Errorf("wire bytes %d, want 785", d.WireBytes())
+	}
 	// The first Fashion-MNIST test image is an ankle boot (class 9).
 	if d.Y[0] != 9 {
 		t.Errorf("label 0 = %d, want 9", d.Y[0])

@@ -268,8 +268,9 @@ func pair(x, y tensor, xpath, ypath string) (*Dataset, error) {
 		d.Shape = []int{x.dims[3], x.dims[1], x.dims[2]}
 	}
 	scale := 1.0
+	d.ValueBytes = 4
 	if x.kind == "u1" {
-		scale = 1.0 / 255
+		scale, d.ValueBytes = 1.0/255, 1
 	}
 	for i := range d.X {
 		d.X[i] = float32(x.at(i) * scale)

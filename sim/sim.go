@@ -388,7 +388,7 @@ func (s *simulation) serverAction(a protocol.Action, at Time) {
 		inc := w.incarnation
 		s.trace.Sizes = append(s.trace.Sizes, SizePoint{T: at.Seconds(), Worker: int(a.To), Chunk: len(a.Work.Chunk.Indices), MiniBatch: a.Work.MiniBatch})
 		s.at(at, func() {
-			bytes := int64(len(a.Work.Chunk.Indices))*s.opts.Settings.SampleBytes + headerBytes
+			bytes := int64(len(a.Work.Chunk.Indices))*s.env.Train.WireBytes() + headerBytes
 			arrive := s.transfer(w, false, bytes)
 			s.at(arrive, func() {
 				if w.alive && w.incarnation == inc {
