@@ -12,11 +12,32 @@ var TuneGrid = struct {
 	Local  []float64
 	Server map[string][]float64
 }{
-	Local: []float64{0.02, 0.05, 0.1},
+	Local: []float64{0.02, 0.05},
 	Server: map[string][]float64{
-		"chunk":     {0.002, 0.005, 0.01, 0.02},
-		"minibatch": {0.05, 0.1, 0.2},
+		"async":     {0.005, 0.01, 0.02}, // Hermes-style: one worker's long gradient sum
+		"average":   {0.02, 0.05, 0.1},   // LocalSGD: the mean of all workers' sums (FedAvg at the local rate)
+		"minibatch": {0.05, 0.1, 0.2},    // one mini-batch gradient per update
 	},
+}
+
+// GridFor returns the candidate learning rates of a policy.
+func GridFor(p protocol.Policy) []sim.Hyper {
+	locals, servers := TuneGrid.Local, TuneGrid.Server["async"]
+	switch {
+	case p.MiniBatchUnit:
+		// A mini-batch worker's own step is replaced by the next
+		// global model: only the server's rate matters.
+		locals, servers = locals[:1], TuneGrid.Server["minibatch"]
+	case p.Merge == "average":
+		servers = TuneGrid.Server["average"]
+	}
+	var out []sim.Hyper
+	for _, l := range locals {
+		for _, s := range servers {
+			out = append(out, sim.Hyper{LocalLR: l, ServerLR: s})
+		}
+	}
+	return out
 }
 
 // Better reports whether run a beats run b in tuning: reaching the target

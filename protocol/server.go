@@ -104,6 +104,10 @@ func (s *Server) Version() int64 { return s.version }
 // Stopped reports whether the run is over.
 func (s *Server) Stopped() bool { return s.stopped }
 
+// EvalEvery returns how many global-model changes pass between validation
+// passes.
+func (s *Server) EvalEvery() int { return s.evalEvery }
+
 // Policy returns the server's policy.
 func (s *Server) Policy() Policy { return s.p }
 

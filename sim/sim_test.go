@@ -66,20 +66,25 @@ func TestTransferPhysics(t *testing.T) {
 	s := &simulation{sc: sc}
 	w1 := &simWorker{dev: Device{BandwidthMbps: 8, LatencyMs: 9}}
 	w2 := &simWorker{dev: Device{BandwidthMbps: 800, LatencyMs: 0}}
-	// 1 MB to w1: limited by w1's 8 Mbit/s (1 s) plus 10 ms of latency.
+	// 1 MB to w1: the server's link carries it in 0.1 s, w1's 8 Mbit/s
+	// link in 1 s; plus 10 ms of latency.
 	if got := s.transfer(w1, false, 1_000_000); got != 1010*time.Millisecond {
 		t.Fatalf("to w1: %v", got)
 	}
-	// 1 MB to w2 at the same instant queues behind it on the PS link,
-	// which is busy for 1 s, then takes 0.1 s at the PS's 80 Mbit/s.
-	if got := s.transfer(w2, false, 1_000_000); got != 1101*time.Millisecond {
+	// 1 MB to w2 at the same instant waits for the server's link (free at
+	// 0.1 s), takes it until 0.2 s; w2's own link needs only 10 ms.
+	if got := s.transfer(w2, false, 1_000_000); got != 201*time.Millisecond {
 		t.Fatalf("to w2: %v", got)
 	}
-	// The other direction has its own queue.
+	// A second message to w1 queues on w1's link (free at 1 s).
+	if got := s.transfer(w1, false, 1_000_000); got != 2010*time.Millisecond {
+		t.Fatalf("second to w1: %v", got)
+	}
+	// The other direction has its own queues.
 	if got := s.transfer(w2, true, 1_000_000); got != 101*time.Millisecond {
 		t.Fatalf("from w2: %v", got)
 	}
-	if s.res.BytesTotal != 3_000_000 {
+	if s.res.BytesTotal != 4_000_000 {
 		t.Fatalf("bytes %d", s.res.BytesTotal)
 	}
 }

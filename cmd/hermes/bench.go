@@ -85,19 +85,7 @@ func runTune(env *sim.Env, st protocol.Settings, names []string, parallel int, s
 		if err != nil {
 			return err
 		}
-		grid := bench.TuneGrid.Server["chunk"]
-		locals := bench.TuneGrid.Local
-		if pol.MiniBatchUnit {
-			// A mini-batch worker's own step is replaced by the next
-			// global model: only the server's rate matters.
-			grid, locals = bench.TuneGrid.Server["minibatch"], locals[:1]
-		}
-		var cands []sim.Hyper
-		for _, l := range locals {
-			for _, s := range grid {
-				cands = append(cands, sim.Hyper{LocalLR: l, ServerLR: s})
-			}
-		}
+		cands := bench.GridFor(pol)
 		runs, err := bench.Tune(env, st, p, cands, seed, parallel)
 		if err != nil {
 			return err
