@@ -1,0 +1,393 @@
+// Package wire encodes protocol messages for the network: a versioned binary
+// envelope, tensors as packed little-endian float32 (or float16), never
+// JSON. Decoding treats its input as hostile: the version, the message type,
+// every length and every tensor value are checked before use, and a decoded
+// message never aliases the input buffer.
+//
+// Layout of a message:
+//
+//	magic "HG" | version (1 byte) | type (1 byte) | body
+//
+// Integers in bodies are little-endian fixed width; a tensor is its codec
+// (1 byte), its element count (uint32) and the packed values.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/hermes-go/hermes/protocol"
+)
+
+// Version is the wire format version; a peer with another version is
+// refused rather than misread.
+const Version = 1
+
+// MaxTensor bounds the elements of one tensor (256 Mi float32 = 1 GiB), so a
+// corrupt length cannot make a decoder allocate without limit.
+const MaxTensor = 1 << 28
+
+// Message types.
+const (
+	TypeRegister byte = iota + 1
+	TypeModel
+	TypeWork
+	TypeUpdate
+	TypeReport
+	TypeStop
+)
+
+// Codec is how a tensor's values are packed.
+type Codec byte
+
+const (
+	FP32 Codec = 1 // exact
+	FP16 Codec = 2 // half the bytes; IEEE binary16, round to nearest even
+)
+
+// Model is a global model sent to a worker.
+type Model struct {
+	Version int64
+	Params  []float32
+}
+
+// Stop ends a worker's run.
+type Stop struct{ Reason string }
+
+var errShort = errors.New("message truncated")
+
+// Encode appends the encoding of m to dst. m is one of protocol.Register,
+// Model, protocol.Work, protocol.Update, protocol.Report or Stop; tensors are
+// packed with codec.
+func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
+	var t byte
+	switch m.(type) {
+	case protocol.Register:
+		t = TypeRegister
+	case Model:
+		t = TypeModel
+	case protocol.Work:
+		t = TypeWork
+	case protocol.Update:
+		t = TypeUpdate
+	case protocol.Report:
+		t = TypeReport
+	case Stop:
+		t = TypeStop
+	default:
+		return nil, fmt.Errorf("wire: cannot encode %T", m)
+	}
+	b := append(dst, 'H', 'G', Version, t)
+	switch m := m.(type) {
+	case protocol.Register:
+		b = putI64(b, int64(m.Worker))
+		b = putI64(b, m.MemoryBytes)
+		b = putI64(b, int64(m.Cores))
+	case Model:
+		b = putI64(b, m.Version)
+		b = putTensor(b, m.Params, codec)
+	case protocol.Work:
+		b = putI64(b, m.Chunk.ID)
+		b = putI64(b, int64(m.MiniBatch))
+		b = putI64(b, int64(m.Epochs))
+		b = putF64(b, m.HoldOut)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Chunk.Indices)))
+		for _, i := range m.Chunk.Indices {
+			b = binary.LittleEndian.AppendUint32(b, uint32(i))
+		}
+	case protocol.Update:
+		b = putReport(b, m.Report)
+		b = putI64(b, m.Base)
+		b = putTensor(b, m.Grad, codec)
+	case protocol.Report:
+		b = putReport(b, m)
+	case Stop:
+		b = putString(b, m.Reason)
+	}
+	return b, nil
+}
+
+func putI64(b []byte, v int64) []byte { return binary.LittleEndian.AppendUint64(b, uint64(v)) }
+func putF64(b []byte, v float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
+
+// maxString bounds reasons and names; longer ones are cut on encoding.
+const maxString = 1 << 10
+
+func putString(b []byte, s string) []byte {
+	if len(s) > maxString {
+		s = s[:maxString]
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func putReport(b []byte, r protocol.Report) []byte {
+	b = putI64(b, int64(r.Worker))
+	b = putI64(b, r.ChunkID)
+	b = putI64(b, int64(r.TrainTime))
+	b = putI64(b, int64(r.Samples))
+	b = putI64(b, int64(r.Steps))
+	b = putF64(b, r.Loss)
+	major := byte(0)
+	if r.Decision.Major {
+		major = 1
+	}
+	b = append(b, major)
+	b = putF64(b, r.Decision.Z)
+	b = putF64(b, r.Decision.Thres)
+	return putString(b, r.Decision.Reason)
+}
+
+func putTensor(b []byte, v []float32, codec Codec) []byte {
+	if codec != FP16 {
+		codec = FP32
+	}
+	b = append(b, byte(codec))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+	for _, x := range v {
+		if codec == FP16 {
+			b = binary.LittleEndian.AppendUint16(b, toHalf(x))
+		} else {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+		}
+	}
+	return b
+}
+
+// reader decodes a body, remembering the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || len(r.b) < n {
+		r.err = errShort
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) i64() int64 {
+	if p := r.take(8); p != nil {
+		return int64(binary.LittleEndian.Uint64(p))
+	}
+	return 0
+}
+
+func (r *reader) f64() float64 {
+	if p := r.take(8); p != nil {
+		return math.Float64frombits(binary.LittleEndian.Uint64(p))
+	}
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	if p := r.take(4); p != nil {
+		return binary.LittleEndian.Uint32(p)
+	}
+	return 0
+}
+
+func (r *reader) str() string {
+	p := r.take(2)
+	if p == nil {
+		return ""
+	}
+	n := int(binary.LittleEndian.Uint16(p))
+	if n > maxString && r.err == nil {
+		r.err = fmt.Errorf("string of %d bytes, at most %d", n, maxString)
+	}
+	return string(r.take(n))
+}
+
+// count reads an element count and checks that the rest of the message can
+// hold that many elements of width bytes, before anything is allocated.
+func (r *reader) count(width int) int {
+	n := r.u32()
+	if r.err == nil && (n > MaxTensor || int(n)*width > len(r.b)) {
+		r.err = fmt.Errorf("length %d does not fit the message", n)
+	}
+	return int(n)
+}
+
+func (r *reader) tensor() []float32 {
+	p := r.take(1)
+	if p == nil {
+		return nil
+	}
+	codec := Codec(p[0])
+	width := map[Codec]int{FP32: 4, FP16: 2}[codec]
+	if width == 0 {
+		r.err = fmt.Errorf("tensor codec %d unknown", p[0])
+		return nil
+	}
+	n := r.count(width)
+	raw := r.take(n * width)
+	if raw == nil {
+		return nil
+	}
+	v := make([]float32, n)
+	for i := range v {
+		if codec == FP16 {
+			v[i] = fromHalf(binary.LittleEndian.Uint16(raw[2*i:]))
+		} else {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		if math.IsNaN(float64(v[i])) || math.IsInf(float64(v[i]), 0) {
+			r.err = fmt.Errorf("tensor value %d is not finite", i)
+			return nil
+		}
+	}
+	return v
+}
+
+func (r *reader) report() protocol.Report {
+	rep := protocol.Report{
+		Worker: protocol.WorkerID(r.i64()), ChunkID: r.i64(), TrainTime: protocol.Time(r.i64()),
+		Samples: int(r.i64()), Steps: int(r.i64()), Loss: r.f64(),
+	}
+	if p := r.take(1); p != nil {
+		rep.Decision.Major = p[0] == 1
+	}
+	rep.Decision.Z, rep.Decision.Thres = r.f64(), r.f64()
+	rep.Decision.Reason = r.str()
+	switch {
+	case r.err != nil:
+	case rep.TrainTime < 0 || rep.Samples < 0 || rep.Steps < 0 || rep.Worker < 0:
+		r.err = errors.New("negative time, count or worker in report")
+	case !finite(rep.Decision.Z) || !finite(rep.Decision.Thres):
+		r.err = errors.New("non-finite z-score or threshold in report")
+	case rep.Decision.Major && !finite(rep.Loss):
+		// A non-finite loss may be reported, never as a major update.
+		r.err = errors.New("major update with a non-finite loss")
+	}
+	return rep
+}
+
+// Decode decodes one message, validating it whole. A decoded message does
+// not alias b.
+func Decode(b []byte) (any, error) {
+	if len(b) < 4 || b[0] != 'H' || b[1] != 'G' {
+		return nil, errors.New("wire: not a hermes message")
+	}
+	if b[2] != Version {
+		return nil, fmt.Errorf("wire: version %d, this build speaks %d", b[2], Version)
+	}
+	r := &reader{b: b[4:]}
+	var m any
+	switch b[3] {
+	case TypeRegister:
+		reg := protocol.Register{Worker: protocol.WorkerID(r.i64()), MemoryBytes: r.i64(), Cores: int(r.i64())}
+		if r.err == nil && (reg.Worker < 0 || reg.MemoryBytes < 0 || reg.Cores < 0) {
+			r.err = errors.New("negative field in registration")
+		}
+		m = reg
+	case TypeModel:
+		m = Model{Version: r.i64(), Params: r.tensor()}
+	case TypeWork:
+		w := protocol.Work{Chunk: protocol.Chunk{ID: r.i64()}, MiniBatch: int(r.i64()), Epochs: int(r.i64()), HoldOut: r.f64()}
+		n := r.count(4)
+		if raw := r.take(4 * n); raw != nil {
+			w.Chunk.Indices = make([]int32, n)
+			for i := range w.Chunk.Indices {
+				w.Chunk.Indices[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+				if w.Chunk.Indices[i] < 0 {
+					r.err = fmt.Errorf("sample index %d is negative", i)
+				}
+			}
+		}
+		if r.err == nil && (w.MiniBatch < 1 || w.Epochs < 1 || !(w.HoldOut >= 0 && w.HoldOut < 1)) {
+			r.err = fmt.Errorf("work with mini-batch %d, epochs %d, hold-out %v", w.MiniBatch, w.Epochs, w.HoldOut)
+		}
+		m = w
+	case TypeUpdate:
+		u := protocol.Update{Report: r.report()}
+		u.Base = r.i64()
+		u.Grad = r.tensor()
+		m = u
+	case TypeReport:
+		m = r.report()
+	case TypeStop:
+		m = Stop{Reason: r.str()}
+	default:
+		return nil, fmt.Errorf("wire: message type %d unknown", b[3])
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes after the message", len(r.b))
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("wire: type %d: %w", b[3], r.err)
+	}
+	return m, nil
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// toHalf converts to IEEE binary16 with round-to-nearest-even; values
+// beyond the half range become infinities, which Decode then rejects.
+func toHalf(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int((b>>23)&0xff) - 127 + 15
+	mant := b & 0x7fffff
+	switch {
+	case (b>>23)&0xff == 0xff: // Inf or NaN
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	case exp >= 31:
+		return sign | 0x7c00
+	case exp <= 0: // subnormal or zero in half
+		if exp < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint(14 - exp)
+		half := uint16(mant >> shift)
+		rem := mant & (1<<shift - 1)
+		mid := uint32(1) << (shift - 1)
+		if rem > mid || (rem == mid && half&1 == 1) {
+			half++
+		}
+		return sign | half
+	}
+	half := sign | uint16(exp)<<10 | uint16(mant>>13)
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
+		half++ // may carry into the exponent, which is still right
+	}
+	return half
+}
+
+func fromHalf(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0:
+		if mant == 0 {
+			return math.Float32frombits(sign)
+		}
+		// subnormal: normalize
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
