@@ -94,6 +94,9 @@ type Result struct {
 	UpdatesTotal    int64    `json:"updates_total"`
 	StopReason      string   `json:"stop_reason"`
 	Events          int64    `json:"events"`
+	// Rejected counts messages the server refused, such as a crashed
+	// worker's update that arrives after the server learnt it left.
+	Rejected int64 `json:"rejected"`
 }
 
 // Trace is what happened over time, for plots and CSV.
@@ -354,9 +357,8 @@ func (s *simulation) toServer(ev protocol.Event) {
 		return
 	}
 	if err := s.server.Step(s.now, ev); err != nil {
-		// A rejected message (e.g. from a worker that has left) changes
-		// nothing; the server keeps serving.
-		_ = err
+		// A rejected message changes nothing; the server keeps serving.
+		s.res.Rejected++
 	}
 	actions := s.server.Ready()
 	var flops float64
