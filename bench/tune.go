@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"time"
+
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/sim"
 )
@@ -19,6 +21,9 @@ var TuneGrid = struct {
 		"minibatch": {0.05, 0.1, 0.2},    // one mini-batch gradient per update
 	},
 }
+
+// TuneBudget caps the virtual time of a tuning run.
+const TuneBudget = 30 * time.Minute
 
 // GridFor returns the candidate learning rates of a policy.
 func GridFor(p protocol.Policy) []sim.Hyper {

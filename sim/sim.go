@@ -27,6 +27,10 @@ type Time = protocol.Time
 // headerBytes is charged for every message on top of its payload.
 const headerBytes = 64
 
+// measureEvery is the harness's test-accuracy cadence for policies whose
+// model changes many times a second.
+const measureEvery = 5 * time.Second
+
 // Env is what the policies of one scenario share, read-only: the data,
 // split into training, validation (carved from the training data, never
 // given to workers) and test sets, and the model spec.
@@ -173,8 +177,9 @@ type simulation struct {
 	fwdFLOPs          int64
 	faults            *rand.Rand
 
-	res   Result
-	trace Trace
+	res         Result
+	trace       Trace
+	lastMeasure Time
 }
 
 // Run simulates one policy on env's scenario.
@@ -202,7 +207,9 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	m.Init(seed)
 	st := opts.Settings
 	st.SampleBytes = int64(env.Train.SampleSize()*4 + 4)
-	st.MaxTime = Time(sc.TimeBudgetS * float64(time.Second))
+	if budget := Time(sc.TimeBudgetS * float64(time.Second)); st.MaxTime == 0 || budget < st.MaxTime {
+		st.MaxTime = budget
+	}
 	if opts.Hyper.ServerLR > 0 {
 		st.ServerLR = opts.Hyper.ServerLR
 	}
@@ -403,13 +410,15 @@ func (s *simulation) serverAction(a protocol.Action, at Time) {
 			})
 		})
 	case protocol.Applied:
-		// The harness measures after every validated change, and for
-		// policies that validate rarely (one step per update) also every
-		// eighth of that interval, so their time to target is not rounded
-		// up by a coarse measurement.
-		if a.Evals == 0 && a.Version%int64(max(1, s.server.EvalEvery()/8)) != 0 {
+		// The harness measures after every change of a policy that
+		// validates every change (chunk-sized updates, seconds apart), and
+		// otherwise at most every measureEvery of virtual time: one-step
+		// policies change the model dozens of times a second, and their
+		// time to target should not wait for the server's next validation.
+		if !(a.Evals > 0 && s.server.EvalEvery() == 1) && at-s.lastMeasure < measureEvery {
 			return
 		}
+		s.lastMeasure = at
 		acc, loss := s.testEval()
 		s.trace.Points = append(s.trace.Points, Point{T: at.Seconds(), Accuracy: acc, Loss: loss, Bytes: s.res.BytesTotal, Updates: s.res.UpdatesTotal})
 		s.res.FinalAccuracy = acc

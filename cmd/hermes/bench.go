@@ -79,6 +79,9 @@ func cmdBench(args []string, stdout io.Writer) error {
 // seed other than its own, and prints the best per policy as Go and JSON.
 func runTune(env *sim.Env, st protocol.Settings, names []string, parallel int, stdout io.Writer, asJSON bool) error {
 	seed := env.Scenario.Seed + 1000
+	// A candidate that has not reached the target in this much virtual
+	// time has lost; without the cap one bad rate could run for hours.
+	st.MaxTime = bench.TuneBudget
 	best := map[string]bench.Run{}
 	for _, p := range names {
 		pol, err := protocol.PolicyNamed(p)
