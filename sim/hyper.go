@@ -1,15 +1,17 @@
 package sim
 
-// Tuned holds each policy's learning rates, chosen by `hermes bench --tune`
-// (a small grid per policy, on a seed other than the scenario's; see the
-// README) on edge-8. Every policy gets its own best, so none is hobbled.
+// Tuned holds each policy's learning rates, chosen by
+// `hermes bench --scenario ../shared/scenarios/edge-8.json --tune` (the grid
+// of bench.TuneGrid on seed 1001, not the scenario's seed 1; see the
+// README). Every policy gets its own best, so none is hobbled; the ablations
+// take Hermes's rates, so each differs from Hermes in one mechanism only.
 var Tuned = map[string]Hyper{
-	"hermes":         {LocalLR: 0.05, ServerLR: 0.1},
-	"hermes-nogup":   {LocalLR: 0.05, ServerLR: 0.1},
-	"hermes-noalloc": {LocalLR: 0.05, ServerLR: 0.1},
-	"hermes-mean":    {LocalLR: 0.05, ServerLR: 0.1},
-	"asp":            {LocalLR: 0.05, ServerLR: 0.05},
-	"ssp":            {LocalLR: 0.05, ServerLR: 0.05},
-	"bsp":            {LocalLR: 0.05, ServerLR: 0.1},
+	"hermes":         {LocalLR: 0.02, ServerLR: 0.005},
+	"hermes-nogup":   {LocalLR: 0.02, ServerLR: 0.005},
+	"hermes-noalloc": {LocalLR: 0.02, ServerLR: 0.005},
+	"hermes-mean":    {LocalLR: 0.02, ServerLR: 0.005},
+	"asp":            {LocalLR: 0.02, ServerLR: 0.05},
+	"ssp":            {LocalLR: 0.02, ServerLR: 0.05},
+	"bsp":            {LocalLR: 0.02, ServerLR: 0.2},
 	"localsgd":       {LocalLR: 0.05, ServerLR: 0.05},
 }

@@ -21,6 +21,7 @@ func cmdSim(args []string, stdout io.Writer) error {
 	fs.StringVar(&st.Policy, "policy", st.Policy, "training policy: "+strings.Join(protocol.PolicyNames(), ", "))
 	localLR := fs.Float64("local-lr", 0, "workers' SGD learning rate (0: the policy's tuned value)")
 	valSize := fs.Int("val", 5000, "validation samples carved from the training set")
+	seed := fs.Uint64("seed", 0, "seed of the run (0: the scenario's)")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -41,7 +42,7 @@ func cmdSim(args []string, stdout io.Writer) error {
 		return err
 	}
 	slog.Info("simulating", "scenario", sc.Name, "policy", st.Policy, "workers", sc.NumWorkers(), "local_lr", h.LocalLR, "server_lr", h.ServerLR)
-	res, _, err := sim.Run(env, sim.Options{Settings: *st, Hyper: h})
+	res, _, err := sim.Run(env, sim.Options{Settings: *st, Hyper: h, Seed: *seed})
 	if err != nil {
 		return err
 	}
