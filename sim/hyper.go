@@ -10,8 +10,8 @@ var Tuned = map[string]Hyper{
 	"hermes-nogup":   {LocalLR: 0.02, ServerLR: 0.005},
 	"hermes-noalloc": {LocalLR: 0.02, ServerLR: 0.005},
 	"hermes-mean":    {LocalLR: 0.02, ServerLR: 0.005},
-	"asp":            {LocalLR: 0.02, ServerLR: 0.05},
-	"ssp":            {LocalLR: 0.02, ServerLR: 0.05},
+	"asp":            {LocalLR: 0.02, ServerLR: 0.01},
+	"ssp":            {LocalLR: 0.02, ServerLR: 0.02},
 	"bsp":            {LocalLR: 0.02, ServerLR: 0.2},
 	"localsgd":       {LocalLR: 0.05, ServerLR: 0.05},
 }
