@@ -30,6 +30,7 @@ func writePlots(dir string, sc *sim.Scenario, runs []Run) ([]plotFile, error) {
 	}
 	acc := newPlot("Test accuracy of the global model", "virtual time (s)", "test accuracy")
 	bytes := newPlot("Communication", "virtual time (s)", "cumulative bytes (MB)")
+	bytes.Legend.Top, bytes.Legend.Left = true, true
 	for i, r := range runs {
 		var a, b plotter.XYs
 		for _, p := range r.Trace.Points {
@@ -133,7 +134,9 @@ func writePlots(dir string, sc *sim.Scenario, runs []Run) ([]plotFile, error) {
 func newPlot(title, x, y string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
-	p.Legend.Top = true
+	// Bottom right: accuracy curves rise to the top, so the legend would
+	// hide them there.
+	p.Legend.Top = false
 	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	return p
