@@ -73,10 +73,10 @@ func writePlots(dir string, sc *sim.Scenario, runs []Run) ([]plotFile, error) {
 		if !ok {
 			continue
 		}
-		if err := addLine(chunks, names[w], xy[0], w); err != nil {
+		if err := addStep(chunks, names[w], xy[0], w); err != nil {
 			return nil, err
 		}
-		if err := addLine(mbs, names[w], xy[1], w); err != nil {
+		if err := addStep(mbs, names[w], xy[1], w); err != nil {
 			return nil, err
 		}
 	}
@@ -143,19 +143,34 @@ func newPlot(title, x, y string) *plot.Plot {
 }
 
 func addLine(p *plot.Plot, name string, xys plotter.XYs, i int) error {
+	_, err := addLineStyled(p, name, xys, i)
+	return err
+}
+
+// addStep draws a value that holds until the next point, such as a chunk
+// size between assignments.
+func addStep(p *plot.Plot, name string, xys plotter.XYs, i int) error {
+	l, err := addLineStyled(p, name, xys, i)
+	if l != nil {
+		l.StepStyle = plotter.PostStep
+	}
+	return err
+}
+
+func addLineStyled(p *plot.Plot, name string, xys plotter.XYs, i int) (*plotter.Line, error) {
 	if len(xys) == 0 {
-		return nil
+		return nil, nil
 	}
 	l, err := plotter.NewLine(xys)
 	if err != nil {
-		return fmt.Errorf("plot %s: %w", name, err)
+		return nil, fmt.Errorf("plot %s: %w", name, err)
 	}
 	l.Color = plotutil.Color(i)
 	l.Dashes = plotutil.Dashes(i / len(plotutil.SoftColors))
 	l.Width = vg.Points(1.5)
 	p.Add(l)
 	p.Legend.Add(name, l)
-	return nil
+	return l, nil
 }
 
 func findRun(runs []Run, policy string) *Run {

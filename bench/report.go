@@ -121,7 +121,7 @@ func WriteReport(dir string, sc *sim.Scenario, runs []Run) error {
 		fmt.Fprintf(w, "# %s\n\n%s\n\nTarget: %.2f test accuracy; budget %.0f virtual s; seed %d; %d workers.\n\n",
 			sc.Name, sc.Description, sc.TargetAccuracy, sc.TimeBudgetS, sc.Seed, sc.NumWorkers())
 		Table(w, runs)
-		fmt.Fprintln(w, "\nTimes are virtual seconds: compute is FLOPs / device GFLOP/s, transfers are latency + bytes / bandwidth, the server's link carries one transfer at a time per direction. Bytes count every payload both ways (models, updates, data chunks, control).")
+		fmt.Fprintln(w, "\nTimes are virtual seconds: compute is FLOPs / device GFLOP/s; every link carries one transfer at a time per direction at its own bandwidth, and a message arrives when both links on its way have carried it, plus their latencies. Bytes count every payload both ways (models, updates, data chunks, control). Ratios are each policy's time and bytes to target over Hermes's.")
 		for _, p := range plots {
 			fmt.Fprintf(w, "\n## %s\n\n![%s](%s.png)\n", p.title, p.title, p.file)
 		}
