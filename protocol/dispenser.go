@@ -99,5 +99,14 @@ func (d *Dispenser) Release(w WorkerID) int {
 	return len(back)
 }
 
+// Holders maps every assigned, unacknowledged chunk to its worker.
+func (d *Dispenser) Holders() map[int64]WorkerID {
+	h := make(map[int64]WorkerID, len(d.out))
+	for id, a := range d.out {
+		h[id] = a.worker
+	}
+	return h
+}
+
 // Outstanding returns how many chunks are assigned and not acknowledged.
 func (d *Dispenser) Outstanding() int { return len(d.out) }

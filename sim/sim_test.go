@@ -136,3 +136,65 @@ func TestScenarioErrorsNameTheField(t *testing.T) {
 		t.Fatalf("missing dataset: %v", err)
 	}
 }
+
+// Faults from the scenario: crashes lose local state and rejoin, a device
+// leaves, another arrives late. The run goes on, stays deterministic, and
+// no chunk stays with a device that is gone.
+func TestFaults(t *testing.T) {
+	sc, err := LoadScenario("testdata/tiny-faults.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := NewEnv(sc, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"hermes", "bsp", "ssp"} {
+		t.Run(p, func(t *testing.T) {
+			run := func() (*simulation, string) {
+				st := tinySettings(p)
+				st.Patience = 1 << 20 // run to the budget, through every fault
+				st.MaxTime = 32 * time.Second
+				s, err := newSimulation(env, Options{Settings: st, Hyper: Hyper{LocalLR: 0.05, ServerLR: 0.01}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.run()
+				s.res.WallSeconds = 0
+				b, _ := json.Marshal(s.res)
+				return s, string(b)
+			}
+			s, a := run()
+			_, b := run()
+			if a != b {
+				t.Fatalf("same scenario, different results:\n%s\n%s", a, b)
+			}
+			if s.res.StopReason != "time budget" || s.res.UpdatesTotal == 0 {
+				t.Fatalf("result %s", a)
+			}
+			crashes := 0
+			for _, w := range s.workers {
+				if w.incarnation > 1 {
+					crashes++
+				}
+			}
+			if crashes == 0 {
+				t.Fatal("no device crashed and rejoined")
+			}
+			if s.workers[1].alive {
+				t.Fatal("the leaving device is still there")
+			}
+			alive := map[protocol.WorkerID]bool{}
+			for _, w := range s.workers {
+				if w.alive {
+					alive[w.id] = true
+				}
+			}
+			for id, held := range s.server.Dispenser().Holders() {
+				if !alive[held] {
+					t.Errorf("chunk %d is held by worker %d, which is gone", id, held)
+				}
+			}
+		})
+	}
+}
