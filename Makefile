@@ -17,10 +17,10 @@ deps-data:
 deps-peer:
 	scripts/deps.sh peer
 
-# The main job. Until the cluster (issue #6) lands it trains the MLP on
-# Fashion-MNIST in one process.
+# The main job: a parameter server and four local worker processes, 1x to
+# 8x slower, train the MLP on Fashion-MNIST to 85% test accuracy.
 demo: deps-data build
-	./hermes train --dataset fashion-mnist --model mlp --epochs 5
+	./hermes demo
 
 test: deps-data
 	$(GO) vet ./...

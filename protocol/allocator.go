@@ -96,7 +96,7 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 		return false, st.chunk, st.miniBatch, 0
 	}
 	perSample, perStep := fitCost(st.hist)
-	c, b, pred := a.search(perSample, perStep, quantile(others, 0.5), st.maxChunk)
+	c, b, pred := a.search(perSample, perStep, quantile(others, 0.5), st.maxChunk, st.miniBatch)
 	changed := c != st.chunk || b != st.miniBatch
 	st.chunk, st.miniBatch = c, b
 	return changed, c, b, Time(pred * float64(time.Second))
@@ -113,8 +113,10 @@ func (a *Allocator) predict(perSample, perStep float64, c, b int) float64 {
 // search finds, for every candidate mini-batch, by binary search over the
 // chunk size (time grows with the chunk), the chunk whose predicted time is
 // closest to target, and returns the best over all candidates, preferring
-// more samples on ties. O(|candidates| · log(maxChunk)).
-func (a *Allocator) search(perSample, perStep, target float64, maxChunk int) (chunk, miniBatch int, pred float64) {
+// more samples on ties, then the current mini-batch (with a single
+// configuration measured the model cannot tell mini-batches apart, and a
+// change would be a guess). O(|candidates| · log(maxChunk)).
+func (a *Allocator) search(perSample, perStep, target float64, maxChunk, current int) (chunk, miniBatch int, pred float64) {
 	bestDiff := math.Inf(1)
 	for _, b := range a.s.MiniBatches {
 		lo, hi := a.s.MinChunk, maxChunk
@@ -131,7 +133,8 @@ func (a *Allocator) search(perSample, perStep, target float64, maxChunk int) (ch
 			}
 			p := a.predict(perSample, perStep, cand, b)
 			d := math.Abs(p - target)
-			if d < bestDiff-1e-12 || (math.Abs(d-bestDiff) <= 1e-12 && cand > chunk) {
+			tie := math.Abs(d-bestDiff) <= 1e-12
+			if d < bestDiff-1e-12 || (tie && cand > chunk) || (tie && cand == chunk && b == current) {
 				bestDiff, chunk, miniBatch, pred = d, cand, b, p
 			}
 		}

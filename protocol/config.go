@@ -136,6 +136,20 @@ type settingsFile struct {
 	MaxTime string `json:"max_time"`
 }
 
+// MarshalJSON writes settings as ParseSettings reads them, max_time as a
+// duration string.
+func (s Settings) MarshalJSON() ([]byte, error) {
+	type plain Settings // without this method
+	var mt string
+	if s.MaxTime > 0 {
+		mt = s.MaxTime.String()
+	}
+	return json.Marshal(struct {
+		plain
+		MaxTime string `json:"max_time,omitempty"`
+	}{plain(s), mt})
+}
+
 func (s *Settings) decode(b []byte) error {
 	j, err := yaml.YAMLToJSON(b) // JSON is YAML, so this reads both
 	if err != nil {

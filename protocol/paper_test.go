@@ -171,8 +171,8 @@ func TestAllocatorIQRFences(t *testing.T) {
 	if !report(4, 5.6) {
 		t.Fatal("5.6 s is outside the upper fence")
 	}
-	if c, _ := a.Size(4); c >= 2500 {
-		t.Fatalf("slow worker's chunk %d not reduced", c)
+	if c, b := a.Size(4); c >= 2500 || b != 16 {
+		t.Fatalf("slow worker: chunk %d, mini-batch %d; want a smaller chunk at the same mini-batch (one configuration measured)", c, b)
 	}
 }
 
@@ -187,8 +187,8 @@ func TestAllocatorSearchKnownCostModel(t *testing.T) {
 	// 1 ms per sample, 10 ms per step, target 1 s:
 	// b=16: c=615 gives 0.615+0.39 = 1.005, c=614 gives 0.614+0.39 = 1.004,
 	// c=608 gives 0.608+0.38 = 0.988, c=609..=624 add a 39th step...
-	c, b, pred := a.search(0.001, 0.01, 1.0, 5000)
-	bc, bb, bp := bruteSearch(a, 0.001, 0.01, 1.0, 5000)
+	c, b, pred := a.search(0.001, 0.01, 1.0, 5000, 8)
+	bc, bb, bp := bruteSearch(a, 0.001, 0.01, 1.0, 5000, 8)
 	if c != bc || b != bb || pred != bp {
 		t.Fatalf("search (%d, %d, %v), exhaustive scan (%d, %d, %v)", c, b, pred, bc, bb, bp)
 	}
@@ -198,7 +198,7 @@ func TestAllocatorSearchKnownCostModel(t *testing.T) {
 }
 
 // bruteSearch is the rule written as a scan over every chunk size.
-func bruteSearch(a *Allocator, perSample, perStep, target float64, maxChunk int) (int, int, float64) {
+func bruteSearch(a *Allocator, perSample, perStep, target float64, maxChunk, current int) (int, int, float64) {
 	best, bc, bb, bp := math.Inf(1), 0, 0, 0.0
 	for _, b := range a.s.MiniBatches {
 		for c := a.s.MinChunk; c <= maxChunk; c++ {
@@ -207,7 +207,8 @@ func bruteSearch(a *Allocator, perSample, perStep, target float64, maxChunk int)
 			}
 			p := a.predict(perSample, perStep, c, b)
 			d := math.Abs(p - target)
-			if d < best-1e-12 || (math.Abs(d-best) <= 1e-12 && c > bc) {
+			tie := math.Abs(d-best) <= 1e-12
+			if d < best-1e-12 || (tie && c > bc) || (tie && c == bc && b == current) {
 				best, bc, bb, bp = d, c, b, p
 			}
 		}
@@ -223,8 +224,8 @@ func TestAllocatorSearchMatchesScan(t *testing.T) {
 	for i := range 200 {
 		ps, pk := rng.Float64()*1e-3, rng.Float64()*2e-2
 		target := rng.Float64() * 30
-		c, b, p := a.search(ps, pk, target, 3000)
-		bc, bb, bp := bruteSearch(a, ps, pk, target, 3000)
+		c, b, p := a.search(ps, pk, target, 3000, 16)
+		bc, bb, bp := bruteSearch(a, ps, pk, target, 3000, 16)
 		if math.Abs(math.Abs(p-target)-math.Abs(bp-target)) > 1e-9 {
 			t.Fatalf("case %d: search (%d,%d,%v) scan (%d,%d,%v) for target %v", i, c, b, p, bc, bb, bp, target)
 		}

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/json"
 	"go/parser"
 	"go/token"
 	"math/rand/v2"
@@ -216,6 +217,13 @@ func TestSettingsValidateAndLoad(t *testing.T) {
 	}
 	if s.Policy != "ssp" || s.Staleness != 2 || s.MaxTime != 90*time.Minute || s.Window != 10 {
 		t.Fatalf("parsed %+v", s)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := ParseSettings(b); err != nil || back.MaxTime != s.MaxTime || back.Policy != "ssp" {
+		t.Fatalf("settings through JSON: %+v, %v", back, err)
 	}
 	if _, err := ParseSettings([]byte(`{"alpha": -1, "windw": 3}`)); err == nil || !strings.Contains(err.Error(), `"windw"`) {
 		t.Fatalf("unknown field: %v", err)

@@ -37,6 +37,9 @@ const (
 	TypeUpdate
 	TypeReport
 	TypeStop
+	TypeData
+	TypeJoin
+	TypeWelcome
 )
 
 // Codec is how a tensor's values are packed.
@@ -55,6 +58,37 @@ type Model struct {
 
 // Stop ends a worker's run.
 type Stop struct{ Reason string }
+
+// Data carries the samples of a chunk: Rows samples of Shape, values
+// row-major, and their labels. It travels before the chunk's Work.
+type Data struct {
+	ChunkID int64
+	Shape   []int32
+	X       []float32
+	Y       []int32
+}
+
+// Welcome answers a Join: the worker's id and what it needs to train: the
+// model spec and settings (small JSON documents), the sample shape, the
+// number of classes and its local learning rate.
+type Welcome struct {
+	Worker   int64
+	Spec     string
+	Settings string
+	Shape    []int32
+	Classes  int64
+	LocalLR  float64
+}
+
+// Join is a worker's request to take part: its name, free memory and
+// cores. The server answers with a protocol.Register that carries the
+// worker's id.
+type Join struct {
+	Name        string
+	MemoryBytes int64
+	Cores       int
+	Version     string
+}
 
 var errShort = errors.New("message truncated")
 
@@ -76,6 +110,12 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		t = TypeReport
 	case Stop:
 		t = TypeStop
+	case Data:
+		t = TypeData
+	case Join:
+		t = TypeJoin
+	case Welcome:
+		t = TypeWelcome
 	default:
 		return nil, fmt.Errorf("wire: cannot encode %T", m)
 	}
@@ -105,8 +145,39 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putReport(b, m)
 	case Stop:
 		b = putString(b, m.Reason)
+	case Data:
+		b = putI64(b, m.ChunkID)
+		b = append(b, byte(len(m.Shape)))
+		for _, d := range m.Shape {
+			b = binary.LittleEndian.AppendUint32(b, uint32(d))
+		}
+		b = putTensor(b, m.X, codec)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Y)))
+		for _, y := range m.Y {
+			b = binary.LittleEndian.AppendUint32(b, uint32(y))
+		}
+	case Join:
+		b = putString(b, m.Name)
+		b = putI64(b, m.MemoryBytes)
+		b = putI64(b, int64(m.Cores))
+		b = putString(b, m.Version)
+	case Welcome:
+		b = putI64(b, m.Worker)
+		b = putLongString(b, m.Spec)
+		b = putLongString(b, m.Settings)
+		b = append(b, byte(len(m.Shape)))
+		for _, d := range m.Shape {
+			b = binary.LittleEndian.AppendUint32(b, uint32(d))
+		}
+		b = putI64(b, m.Classes)
+		b = putF64(b, m.LocalLR)
 	}
 	return b, nil
+}
+
+func putLongString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
 }
 
 func putI64(b []byte, v int64) []byte { return binary.LittleEndian.AppendUint64(b, uint64(v)) }
@@ -274,6 +345,49 @@ func (r *reader) report() protocol.Report {
 	return rep
 }
 
+func (r *reader) longStr() string {
+	n := r.count(1)
+	if n > 1<<20 && r.err == nil {
+		r.err = fmt.Errorf("document of %d bytes", n)
+	}
+	return string(r.take(n))
+}
+
+func (r *reader) data() Data {
+	d := Data{ChunkID: r.i64()}
+	p := r.take(1)
+	if p == nil {
+		return d
+	}
+	size := 1
+	for i := 0; i < int(p[0]); i++ {
+		v := int32(r.u32())
+		if v < 1 && r.err == nil {
+			r.err = fmt.Errorf("shape dimension %d is %d", i, v)
+		}
+		d.Shape = append(d.Shape, v)
+		size *= max(int(v), 1)
+		if size > MaxTensor && r.err == nil {
+			r.err = fmt.Errorf("shape %v too large", d.Shape)
+		}
+	}
+	d.X = r.tensor()
+	n := r.count(4)
+	if raw := r.take(4 * n); raw != nil {
+		d.Y = make([]int32, n)
+		for i := range d.Y {
+			d.Y[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+			if d.Y[i] < 0 && r.err == nil {
+				r.err = fmt.Errorf("label %d is negative", i)
+			}
+		}
+	}
+	if r.err == nil && len(d.X) != n*size {
+		r.err = fmt.Errorf("%d values for %d samples of shape %v", len(d.X), n, d.Shape)
+	}
+	return d
+}
+
 // Decode decodes one message, validating it whole. A decoded message does
 // not alias b.
 func Decode(b []byte) (any, error) {
@@ -319,6 +433,26 @@ func Decode(b []byte) (any, error) {
 		m = r.report()
 	case TypeStop:
 		m = Stop{Reason: r.str()}
+	case TypeData:
+		m = r.data()
+	case TypeWelcome:
+		w := Welcome{Worker: r.i64(), Spec: r.longStr(), Settings: r.longStr()}
+		if p := r.take(1); p != nil {
+			for range int(p[0]) {
+				w.Shape = append(w.Shape, int32(r.u32()))
+			}
+		}
+		w.Classes, w.LocalLR = r.i64(), r.f64()
+		if r.err == nil && (w.Worker < 0 || w.Classes < 1 || !(w.LocalLR > 0) || !finite(w.LocalLR)) {
+			r.err = errors.New("welcome with a bad worker id, class count or learning rate")
+		}
+		m = w
+	case TypeJoin:
+		j := Join{Name: r.str(), MemoryBytes: r.i64(), Cores: int(r.i64()), Version: r.str()}
+		if r.err == nil && (j.Name == "" || j.MemoryBytes < 0 || j.Cores < 0) {
+			r.err = errors.New("join without a name or with negative resources")
+		}
+		m = j
 	default:
 		return nil, fmt.Errorf("wire: message type %d unknown", b[3])
 	}

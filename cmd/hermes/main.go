@@ -21,11 +21,11 @@ usage: hermes COMMAND [flags]
 commands:
   train    train a model in one process
   eval     evaluate a saved model
-  bench    benchmarks: 'bench engine' measures the engine against the PyTorch peer
-  ps       parameter server              (not implemented yet: issue #6)
-  worker   edge worker                   (not implemented yet: issue #6)
-  sim      discrete-event simulation     (not implemented yet: issue #5)
-  demo     local cluster demo            (not implemented yet: issue #6)
+  bench    compare policies on a scenario; 'bench engine' measures the engine against PyTorch
+  sim      simulate a policy on a scenario of unequal devices
+  ps       parameter server over NATS (embedded unless --nats)
+  worker   edge worker: joins a parameter server and trains
+  demo     a parameter server and local workers of unequal speeds on real data
 
 'hermes COMMAND -h' lists a command's flags.
 `
@@ -59,8 +59,12 @@ func run(args []string, stdout io.Writer) error {
 		return cmdEval(rest, stdout)
 	case "bench":
 		return cmdBench(rest, stdout)
-	case "ps", "worker", "demo":
-		return fmt.Errorf("%s: not implemented yet (issue #6: the NATS cluster)", cmd)
+	case "ps":
+		return cmdPS(rest, stdout)
+	case "worker":
+		return cmdWorker(rest, stdout)
+	case "demo":
+		return cmdDemo(rest, stdout)
 	case "sim":
 		return cmdSim(rest, stdout)
 	}

@@ -1,0 +1,363 @@
+// Package cluster is the real driver of the protocol state machines: a
+// parameter server and edge workers as processes that talk over NATS, with
+// the wire package's binary messages. It runs the same protocol.Server and
+// protocol.Worker as the simulator; only time (the wall clock) and the
+// transport differ.
+//
+// Subjects, under a run prefix P (default "hermes"):
+//
+//	P.join    request/reply: a worker's wire.Join, answered by wire.Welcome
+//	P.ps      workers to server: reports and updates
+//	P.w.<id>  server to worker id: models, chunk data, work, stop
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/nn"
+	"github.com/hermes-go/hermes/protocol"
+	"github.com/hermes-go/hermes/wire"
+)
+
+// maxPayload is the embedded server's message limit: a chunk of 2,500
+// Fashion-MNIST samples is 7.9 MB as float32.
+const maxPayload = 64 << 20
+
+// PSConfig configures a parameter server.
+type PSConfig struct {
+	Settings   protocol.Settings
+	LocalLR    float64 // handed to workers
+	Train, Val *data.Dataset
+	Test       *data.Dataset
+	Spec       nn.Spec
+	Seed       uint64
+	Target     float64 // stop when the test accuracy reaches it (0: never)
+	// NATS is the URL of an existing NATS server; empty starts an
+	// embedded one on Listen (host:port; port -1 picks a free one).
+	NATS   string
+	Listen string
+	Prefix string
+	Log    *slog.Logger
+	// OnApplied, when set, is called after each measured change of the
+	// global model (from the server's goroutine).
+	OnApplied func(Status)
+}
+
+// Status is the run's state after a change of the global model.
+type Status struct {
+	Elapsed  time.Duration
+	Version  int64
+	Accuracy float64
+	Workers  map[string]WorkerStatus
+}
+
+// WorkerStatus is what the server knows of one worker.
+type WorkerStatus struct {
+	Chunk     int     `json:"chunk"`
+	MiniBatch int     `json:"mini_batch"`
+	Major     int     `json:"major"`
+	Minor     int     `json:"minor"`
+	LastLoss  float64 `json:"last_loss"`
+}
+
+// Summary is the outcome of a run; its JSON is what `hermes ps --json` and
+// `hermes demo --json` print.
+type Summary struct {
+	ReachedTarget bool                    `json:"reached_target"`
+	FinalAccuracy float64                 `json:"final_accuracy"`
+	BestAccuracy  float64                 `json:"best_accuracy"`
+	WallSeconds   float64                 `json:"wall_seconds"`
+	BytesTotal    int64                   `json:"bytes_total"`
+	UpdatesTotal  int64                   `json:"updates_total"`
+	Workers       int                     `json:"workers"`
+	StopReason    string                  `json:"stop_reason"`
+	PerWorker     map[string]WorkerStatus `json:"per_worker"`
+}
+
+// PS is a running parameter server.
+type PS struct {
+	cfg    PSConfig
+	ns     *server.Server
+	nc     *nats.Conn
+	srv    *protocol.Server
+	model  *nn.Model
+	inbox  chan inbound
+	subs   []*nats.Subscription
+	names  map[protocol.WorkerID]string
+	status map[protocol.WorkerID]*WorkerStatus
+	bytes  atomic.Int64
+	start  time.Time
+	sum    Summary
+	once   sync.Once
+}
+
+type inbound struct {
+	msg   any
+	reply func(wire.Welcome) // set for joins
+}
+
+// StartPS starts the server (and, without cfg.NATS, an embedded NATS).
+func StartPS(cfg PSConfig) (*PS, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "hermes"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	m, err := nn.Build(cfg.Spec, cfg.Train.Shape, cfg.Train.Classes)
+	if err != nil {
+		return nil, err
+	}
+	m.Init(cfg.Seed)
+	p := &PS{cfg: cfg, model: m, inbox: make(chan inbound, 1024),
+		names: map[protocol.WorkerID]string{}, status: map[protocol.WorkerID]*WorkerStatus{}}
+	p.srv, err = protocol.NewServer(cfg.Settings, m.Params(), cfg.Train.Len(), p, rand.New(rand.NewPCG(cfg.Seed, 0x6469737065)))
+	if err != nil {
+		return nil, err
+	}
+	url := cfg.NATS
+	if url == "" {
+		host, port, err := splitListen(cfg.Listen)
+		if err != nil {
+			return nil, err
+		}
+		p.ns, err = server.NewServer(&server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, MaxPayload: maxPayload})
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+		go p.ns.Start()
+		if !p.ns.ReadyForConnections(10 * time.Second) {
+			return nil, fmt.Errorf("embedded nats on %s: not ready", cfg.Listen)
+		}
+		url = p.ns.ClientURL()
+	}
+	if p.nc, err = nats.Connect(url, nats.Name("hermes-ps")); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("connect %s: %w", url, err)
+	}
+	if p.nc.MaxPayload() < 8<<20 {
+		cfg.Log.Warn("nats max_payload is small; large chunks will be refused", "max_payload", p.nc.MaxPayload())
+	}
+	for subj, withReply := range map[string]bool{cfg.Prefix + ".join": true, cfg.Prefix + ".ps": false} {
+		sub, err := p.nc.Subscribe(subj, func(msg *nats.Msg) { p.receive(msg, withReply) })
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.subs = append(p.subs, sub)
+	}
+	return p, nil
+}
+
+func splitListen(listen string) (string, int, error) {
+	if listen == "" {
+		return "127.0.0.1", -1, nil
+	}
+	var host string
+	var port int
+	for i := len(listen) - 1; i >= 0; i-- {
+		if listen[i] == ':' {
+			host = listen[:i]
+			if _, err := fmt.Sscanf(listen[i+1:], "%d", &port); err != nil {
+				return "", 0, fmt.Errorf("--listen %q: bad port", listen)
+			}
+			return host, port, nil
+		}
+	}
+	return "", 0, fmt.Errorf("--listen %q: want host:port", listen)
+}
+
+// URL returns the NATS URL workers connect to.
+func (p *PS) URL() string { return p.nc.ConnectedUrl() }
+
+// receive decodes a message on a NATS goroutine and queues it for the
+// server's loop. Undecodable input is logged and dropped.
+func (p *PS) receive(msg *nats.Msg, join bool) {
+	p.bytes.Add(int64(len(msg.Data)))
+	m, err := wire.Decode(msg.Data)
+	if err != nil {
+		p.cfg.Log.Warn("rejected message", "subject", msg.Subject, "bytes", len(msg.Data), "err", err)
+		return
+	}
+	in := inbound{msg: m}
+	if join {
+		if _, ok := m.(wire.Join); !ok {
+			p.cfg.Log.Warn("rejected message", "subject", msg.Subject, "err", fmt.Sprintf("%T on the join subject", m))
+			return
+		}
+		in.reply = func(w wire.Welcome) {
+			b, _ := wire.Encode(nil, w, wire.FP32)
+			p.bytes.Add(int64(len(b)))
+			msg.Respond(b)
+		}
+	}
+	select {
+	case p.inbox <- in:
+	default:
+		p.cfg.Log.Warn("inbox full, message dropped", "subject", msg.Subject)
+	}
+}
+
+// ValidationLoss implements protocol.Validator.
+func (p *PS) ValidationLoss(params []float32) float64 {
+	copy(p.model.Params(), params)
+	loss, _ := p.model.Evaluate(p.cfg.Val.X, p.cfg.Val.Y, p.cfg.Val.Len(), 500)
+	return loss
+}
+
+// Run serves until the protocol stops or ctx ends.
+func (p *PS) Run(ctx context.Context) (Summary, error) {
+	p.start = time.Now()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for !p.srv.Stopped() {
+		select {
+		case <-ctx.Done():
+			p.step(protocol.Halt{Reason: "interrupted"})
+		case <-tick.C:
+			p.step(protocol.Tick{})
+		case in := <-p.inbox:
+			p.handle(in)
+		}
+	}
+	p.sum.WallSeconds = time.Since(p.start).Seconds()
+	p.sum.BytesTotal = p.bytes.Load()
+	p.sum.Workers = len(p.names)
+	p.sum.PerWorker = map[string]WorkerStatus{}
+	for id, st := range p.status {
+		p.sum.PerWorker[p.names[id]] = *st
+	}
+	p.nc.Flush()
+	return p.sum, nil
+}
+
+func (p *PS) handle(in inbound) {
+	switch m := in.msg.(type) {
+	case wire.Join:
+		id := protocol.WorkerID(len(p.names))
+		p.names[id] = m.Name
+		p.status[id] = &WorkerStatus{}
+		spec, _ := json.Marshal(p.cfg.Spec)
+		st, _ := json.Marshal(p.cfg.Settings)
+		var shape []int32
+		for _, d := range p.cfg.Train.Shape {
+			shape = append(shape, int32(d))
+		}
+		in.reply(wire.Welcome{Worker: int64(id), Spec: string(spec), Settings: string(st), Shape: shape,
+			Classes: int64(p.cfg.Train.Classes), LocalLR: p.cfg.LocalLR})
+		p.cfg.Log.Info("worker joined", "worker", m.Name, "id", id, "memory_mb", m.MemoryBytes>>20, "cores", m.Cores)
+		p.step(protocol.Register{Worker: id, MemoryBytes: m.MemoryBytes, Cores: m.Cores})
+	case protocol.Report:
+		if st, ok := p.status[m.Worker]; ok {
+			st.Minor++
+			st.LastLoss = m.Loss
+		}
+		p.step(m)
+	case protocol.Update:
+		if st, ok := p.status[m.Worker]; ok {
+			st.Major++
+			st.LastLoss = m.Loss
+		}
+		p.sum.UpdatesTotal++
+		p.step(m)
+	default:
+		p.cfg.Log.Warn("rejected message", "type", fmt.Sprintf("%T", m))
+	}
+}
+
+func (p *PS) step(ev protocol.Event) {
+	if err := p.srv.Step(time.Since(p.start), ev); err != nil {
+		p.cfg.Log.Warn("rejected event", "err", err)
+	}
+	for _, a := range p.srv.Ready() {
+		p.act(a)
+	}
+}
+
+func (p *PS) publish(to protocol.WorkerID, m any) {
+	b, err := wire.Encode(nil, m, wire.FP32)
+	if err != nil {
+		p.cfg.Log.Error("encode", "err", err)
+		return
+	}
+	p.bytes.Add(int64(len(b)))
+	if err := p.nc.Publish(fmt.Sprintf("%s.w.%d", p.cfg.Prefix, to), b); err != nil {
+		p.cfg.Log.Warn("publish", "worker", to, "err", err)
+	}
+}
+
+func (p *PS) act(a protocol.Action) {
+	switch a := a.(type) {
+	case protocol.SendModel:
+		p.publish(a.To, wire.Model{Version: a.Version, Params: a.Params})
+	case protocol.Assign:
+		idx := make([]int, len(a.Work.Chunk.Indices))
+		for i, v := range a.Work.Chunk.Indices {
+			idx[i] = int(v)
+		}
+		sub := p.cfg.Train.Subset(idx)
+		var shape []int32
+		for _, d := range sub.Shape {
+			shape = append(shape, int32(d))
+		}
+		p.publish(a.To, wire.Data{ChunkID: a.Work.Chunk.ID, Shape: shape, X: sub.X, Y: sub.Y})
+		p.publish(a.To, a.Work)
+		if st, ok := p.status[a.To]; ok {
+			st.Chunk, st.MiniBatch = len(idx), a.Work.MiniBatch
+		}
+	case protocol.Applied:
+		if a.Evals == 0 {
+			return
+		}
+		copy(p.model.Params(), p.srv.Params())
+		_, acc := p.model.Evaluate(p.cfg.Test.X, p.cfg.Test.Y, p.cfg.Test.Len(), 500)
+		p.sum.FinalAccuracy = acc
+		p.sum.BestAccuracy = max(p.sum.BestAccuracy, acc)
+		if p.cfg.OnApplied != nil {
+			st := Status{Elapsed: time.Since(p.start), Version: a.Version, Accuracy: acc, Workers: map[string]WorkerStatus{}}
+			for id, w := range p.status {
+				st.Workers[p.names[id]] = *w
+			}
+			p.cfg.OnApplied(st)
+		}
+		if p.cfg.Target > 0 && acc >= p.cfg.Target && !p.sum.ReachedTarget {
+			p.sum.ReachedTarget = true
+			p.step(protocol.Halt{Reason: "target accuracy"})
+		}
+	case protocol.Stop:
+		p.sum.StopReason = a.Reason
+		ids := make([]protocol.WorkerID, 0, len(p.names))
+		for id := range p.names {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			p.publish(id, wire.Stop{Reason: a.Reason})
+		}
+		p.cfg.Log.Info("stop", "reason", a.Reason)
+	}
+}
+
+// Close stops the server's connection and its embedded NATS.
+func (p *PS) Close() {
+	p.once.Do(func() {
+		if p.nc != nil {
+			p.nc.Close()
+		}
+		if p.ns != nil {
+			p.ns.Shutdown()
+		}
+	})
+}

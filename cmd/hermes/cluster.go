@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hermes-go/hermes/cluster"
+	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/nn"
+	"github.com/hermes-go/hermes/protocol"
+)
+
+// psFlags are the flags of `hermes ps` that `hermes demo` shares.
+type psFlags struct {
+	df       dataFlags
+	model    string
+	seed     uint64
+	target   float64
+	valSize  int
+	localLR  float64
+	listen   string
+	natsURL  string
+	asJSON   bool
+	settings *protocol.Settings
+}
+
+func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
+	f.df.register(fs)
+	fs.StringVar(&f.model, "model", "mlp", "built-in model (logreg, mlp, cnn) or a model spec JSON file")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of initialization, data order and splits")
+	fs.Float64Var(&f.target, "target", 0.85, "stop when the test accuracy reaches this (0: never)")
+	fs.IntVar(&f.valSize, "val", 5000, "validation samples carved from the training set")
+	fs.Float64Var(&f.localLR, "local-lr", 0, "workers' SGD learning rate (0: the policy's tuned value)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	fs.StringVar(&f.natsURL, "nats", "", "use this NATS server instead of an embedded one")
+	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object as the last line of stdout")
+	st, err := settingsFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	fs.StringVar(&st.Policy, "policy", st.Policy, "training policy: "+strings.Join(protocol.PolicyNames(), ", "))
+	f.settings = st
+	return nil
+}
+
+// start loads the data and starts the parameter server.
+func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status)) (*cluster.PS, error) {
+	if err := f.settings.Validate(); err != nil {
+		return nil, err
+	}
+	trainSet, test, _, err := data.Open(f.df.dataset, f.df.train, f.df.test)
+	if err != nil {
+		return nil, err
+	}
+	val, rest, err := trainSet.Split(f.valSize, rand.New(rand.NewPCG(f.seed, 0x76616c)))
+	if err != nil {
+		return nil, fmt.Errorf("--val: %w", err)
+	}
+	spec, err := nn.ResolveSpec(f.model, trainSet.Classes)
+	if err != nil {
+		return nil, err
+	}
+	h := hyperFor(fs, f.settings, f.localLR, f.settings.Policy)
+	st := *f.settings
+	st.ServerLR = h.ServerLR
+	st.SampleBytes = int64(rest.SampleSize()*4 + 4)
+	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: rest, Val: val, Test: test,
+		Spec: spec, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen, OnApplied: onApplied})
+}
+
+func cmdPS(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("ps", flag.ContinueOnError)
+	var f psFlags
+	if err := f.register(fs, args); err != nil {
+		return err
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ps, err := f.start(fs, func(s cluster.Status) {
+		slog.Info("global model", "version", s.Version, "test_accuracy", round(s.Accuracy), "elapsed", s.Elapsed.Round(time.Millisecond))
+	})
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
+	slog.Info("parameter server ready", "nats", ps.URL(), "policy", f.settings.Policy, "min_workers", f.settings.MinWorkers)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sum, err := ps.Run(ctx)
+	if err != nil {
+		return err
+	}
+	return printSummary(stdout, sum, f.asJSON)
+}
+
+func printSummary(stdout io.Writer, sum cluster.Summary, asJSON bool) error {
+	if asJSON {
+		return printJSON(stdout, sum)
+	}
+	fmt.Fprintf(stdout, "reached target: %v (%s), test accuracy %.4f (best %.4f), %.1f s, %d bytes, %d updates, %d workers\n",
+		sum.ReachedTarget, sum.StopReason, sum.FinalAccuracy, sum.BestAccuracy, sum.WallSeconds, sum.BytesTotal, sum.UpdatesTotal, sum.Workers)
+	names := make([]string, 0, len(sum.PerWorker))
+	for n := range sum.PerWorker {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w := sum.PerWorker[n]
+		fmt.Fprintf(stdout, "  %-10s chunk %5d  mini-batch %3d  major %3d  minor %3d  last loss %.4f\n", n, w.Chunk, w.MiniBatch, w.Major, w.Minor, w.LastLoss)
+	}
+	return nil
+}
+
+func cmdWorker(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	url := fs.String("ps", "nats://127.0.0.1:4222", "NATS URL of the parameter server")
+	name := fs.String("name", "", "this worker's name (default: host name and pid)")
+	slowdown := fs.Float64("slowdown", 1, "behave like a device this many times slower (sleeps in proportion to compute)")
+	memory := fs.Int64("memory-mb", 0, "free memory to report, MiB (0: what the system says)")
+	threads := fs.Int("threads", 0, "cores to use (0: all)")
+	seed := fs.Uint64("seed", 1, "seed of the local shuffles")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := setThreads(*threads); err != nil {
+		return err
+	}
+	if *slowdown < 1 {
+		return fmt.Errorf("worker: slowdown = %v, want >= 1", *slowdown)
+	}
+	if *name == "" {
+		h, _ := os.Hostname()
+		*name = h + "-" + strconv.Itoa(os.Getpid())
+	}
+	mem := *memory << 20
+	if mem == 0 {
+		mem = freeMemory()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return cluster.RunWorker(ctx, cluster.WorkerConfig{URL: *url, Name: *name, Memory: mem, Cores: runtime.GOMAXPROCS(0),
+		Slowdown: *slowdown, Seed: *seed})
+}
+
+// freeMemory reads MemAvailable from /proc/meminfo; 0 if it cannot.
+func freeMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func cmdDemo(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	var f psFlags
+	if err := f.register(fs, args); err != nil {
+		return err
+	}
+	slowdowns := fs.String("slowdowns", "1,2,4,8", "one worker process per value, each that many times slower")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if f.df.dataset == "" && f.df.train == "" {
+		f.df.dataset = "fashion-mnist"
+	}
+	var slows []float64
+	for _, s := range strings.Split(*slowdowns, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || v < 1 {
+			return fmt.Errorf("demo: --slowdowns: %q is not a number >= 1", s)
+		}
+		slows = append(slows, v)
+	}
+	f.settings.MinWorkers = len(slows)
+	if !fs.Parsed() || f.listen == "127.0.0.1:4222" {
+		f.listen = "127.0.0.1:-1" // a free port: the demo must not collide with a running server
+	}
+	start := time.Now()
+	ps, err := f.start(fs, func(s cluster.Status) {
+		if f.asJSON {
+			return
+		}
+		names := make([]string, 0, len(s.Workers))
+		for n := range s.Workers {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var b strings.Builder
+		fmt.Fprintf(&b, "%6.1fs  model v%-4d test accuracy %.4f\n", s.Elapsed.Seconds(), s.Version, s.Accuracy)
+		for _, n := range names {
+			w := s.Workers[n]
+			fmt.Fprintf(&b, "         %-8s chunk %5d  mb %3d  major %3d  minor %3d  loss %.4f\n", n, w.Chunk, w.MiniBatch, w.Major, w.Minor, w.LastLoss)
+		}
+		fmt.Fprint(os.Stderr, b.String())
+	})
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var procs []*exec.Cmd
+	for i, s := range slows {
+		threads := max(1, runtime.NumCPU()/len(slows))
+		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", fmt.Sprintf("w%d-x%g", i, s),
+			"--slowdown", fmt.Sprint(s), "--threads", strconv.Itoa(threads), "--seed", strconv.Itoa(i+1))
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("demo: start worker: %w", err)
+		}
+		procs = append(procs, cmd)
+	}
+	defer func() {
+		for _, p := range procs {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}()
+	slog.Info("demo", "nats", ps.URL(), "workers", len(slows), "slowdowns", *slowdowns, "target", f.target)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sum, err := ps.Run(ctx)
+	if err != nil {
+		return err
+	}
+	sum.WallSeconds = time.Since(start).Seconds()
+	return printSummary(stdout, sum, f.asJSON)
+}
+
