@@ -249,4 +249,3 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	sum.WallSeconds = time.Since(start).Seconds()
 	return printSummary(stdout, sum, f.asJSON)
 }
-
