@@ -4,7 +4,7 @@ GO ?= go
 PEER ?= ../shared/peers/torch_engine.py
 export CGO_ENABLED = 0
 
-.PHONY: all build demo test cross bench bench-engine deps-data deps-peer clean
+.PHONY: all build demo test cross bench bench-engine deps-data deps-peer deps-nats clean
 
 all: build
 
@@ -17,12 +17,15 @@ deps-data:
 deps-peer:
 	scripts/deps.sh peer
 
+deps-nats:
+	scripts/deps.sh nats
+
 # The main job: a parameter server and four local worker processes, 1x to
 # 8x slower, train the MLP on Fashion-MNIST to 85% test accuracy.
 demo: deps-data build
 	./hermes demo
 
-test: deps-data
+test: deps-data deps-nats
 	$(GO) vet ./...
 	$(GO) test ./...
 	$(MAKE) cross

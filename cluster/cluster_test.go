@@ -2,16 +2,24 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"net"
 	"os"
+	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
+	"github.com/hermes-go/hermes/wire"
 )
 
 const fixture = "../testdata/fmnist-1k-images-idx3-ubyte.gz"
@@ -19,6 +27,54 @@ const fixture = "../testdata/fmnist-1k-images-idx3-ubyte.gz"
 // An embedded NATS on loopback, a server and three workers in this
 // process: the run reaches a stated accuracy on the fixture.
 func TestEndToEndEmbedded(t *testing.T) {
+	sum := runCluster(t, "", true)
+	if sum.Workers != 3 || sum.UpdatesTotal == 0 || sum.BytesTotal == 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+}
+
+// The same against an external nats-server process (Debian package
+// nats-server, which `make test` installs), started and stopped here.
+func TestEndToEndExternalNATS(t *testing.T) {
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		bin = "/usr/sbin/nats-server" // Debian's place, not on every PATH
+		if _, err := os.Stat(bin); err != nil {
+			t.Skip("nats-server is not installed (make test installs it)")
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatal("nats-server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	runCluster(t, url, false)
+}
+
+// runCluster trains logistic regression on the fixture with three workers
+// of unequal speed and checks that the run reaches 0.75 test accuracy.
+// With hostile set, garbage, a NaN update, a wrong-shape update and an
+// update from an unknown worker arrive first; the server must reject them
+// and keep serving.
+func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
+	t.Helper()
 	trainSet, test, _, err := data.Open("", fixture, fixture)
 	if err != nil {
 		t.Fatal(err)
@@ -29,14 +85,30 @@ func TestEndToEndEmbedded(t *testing.T) {
 	}
 	spec, _ := nn.Builtin("logreg", 10)
 	st := protocol.Defaults()
+	// Chunks of 100 samples fit the 1 MB default payload of an external
+	// NATS server.
 	st.Chunk, st.MinChunk, st.Epochs, st.MinWorkers = 100, 10, 2, 3
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ps, err := StartPS(PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec,
-		Seed: 1, Target: 0.75, Log: log})
+		Seed: 1, Target: 0.75, NATS: natsURL, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ps.Close()
+	if hostile {
+		nc, err := nats.Connect(ps.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nan, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: []float32{float32(math.NaN())}}, wire.FP32)
+		shape, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: make([]float32, 3)}, wire.FP32)
+		for _, b := range [][]byte{[]byte("garbage"), nan, shape, make([]byte, 1<<20)} {
+			nc.Publish("hermes.ps", b)
+		}
+		nc.Publish("hermes.join", []byte("not a join"))
+		nc.Flush()
+		nc.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -63,7 +135,5 @@ func TestEndToEndEmbedded(t *testing.T) {
 	if !sum.ReachedTarget || sum.FinalAccuracy < 0.75 || sum.StopReason != "target accuracy" {
 		t.Fatalf("summary %+v", sum)
 	}
-	if sum.Workers != 3 || sum.UpdatesTotal == 0 || sum.BytesTotal == 0 {
-		t.Fatalf("summary %+v", sum)
-	}
+	return sum
 }

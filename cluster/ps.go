@@ -8,7 +8,9 @@
 //
 //	P.join    request/reply: a worker's wire.Join, answered by wire.Welcome
 //	P.ps      workers to server: reports and updates
-//	P.w.<id>  server to worker id: models, chunk data, work, stop
+//	P.w.<name>  server to the worker called name: models, chunk data, work,
+//	          stop. A worker subscribes before it joins, so nothing the
+//	          server sends right after the welcome is lost.
 package cluster
 
 import (
@@ -105,7 +107,7 @@ type PS struct {
 
 type inbound struct {
 	msg   any
-	reply func(wire.Welcome) // set for joins
+	reply func(any) // set for joins: a wire.Welcome, or a wire.Stop to refuse
 }
 
 // StartPS starts the server (and, without cfg.NATS, an embedded NATS).
@@ -197,7 +199,7 @@ func (p *PS) receive(msg *nats.Msg, join bool) {
 			p.cfg.Log.Warn("rejected message", "subject", msg.Subject, "err", fmt.Sprintf("%T on the join subject", m))
 			return
 		}
-		in.reply = func(w wire.Welcome) {
+		in.reply = func(w any) {
 			b, _ := wire.Encode(nil, w, wire.FP32)
 			p.bytes.Add(int64(len(b)))
 			msg.Respond(b)
@@ -246,6 +248,16 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 func (p *PS) handle(in inbound) {
 	switch m := in.msg.(type) {
 	case wire.Join:
+		if !validName(m.Name) {
+			in.reply(wire.Stop{Reason: fmt.Sprintf("worker name %q: use letters, digits, - and _", m.Name)})
+			return
+		}
+		for _, n := range p.names {
+			if n == m.Name {
+				in.reply(wire.Stop{Reason: fmt.Sprintf("worker name %q is taken", m.Name)})
+				return
+			}
+		}
 		id := protocol.WorkerID(len(p.names))
 		p.names[id] = m.Name
 		p.status[id] = &WorkerStatus{}
@@ -293,7 +305,7 @@ func (p *PS) publish(to protocol.WorkerID, m any) {
 		return
 	}
 	p.bytes.Add(int64(len(b)))
-	if err := p.nc.Publish(fmt.Sprintf("%s.w.%d", p.cfg.Prefix, to), b); err != nil {
+	if err := p.nc.Publish(p.cfg.Prefix+".w."+p.names[to], b); err != nil {
 		p.cfg.Log.Warn("publish", "worker", to, "err", err)
 	}
 }
@@ -312,7 +324,14 @@ func (p *PS) act(a protocol.Action) {
 		for _, d := range sub.Shape {
 			shape = append(shape, int32(d))
 		}
-		p.publish(a.To, wire.Data{ChunkID: a.Work.Chunk.ID, Shape: shape, X: sub.X, Y: sub.Y})
+		// Split the rows so that each message fits the transport's limit.
+		size := sub.SampleSize()
+		per := max(1, int(p.nc.MaxPayload()-4096)/(4*size+4))
+		for lo := 0; lo < sub.Len(); lo += per {
+			hi := min(lo+per, sub.Len())
+			p.publish(a.To, wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(sub.Len()),
+				Shape: shape, X: sub.X[lo*size : hi*size], Y: sub.Y[lo:hi]})
+		}
 		p.publish(a.To, a.Work)
 		if st, ok := p.status[a.To]; ok {
 			st.Chunk, st.MiniBatch = len(idx), a.Work.MiniBatch
@@ -348,6 +367,19 @@ func (p *PS) act(a protocol.Action) {
 		}
 		p.cfg.Log.Info("stop", "reason", a.Reason)
 	}
+}
+
+// validName reports whether name can be a NATS subject token.
+func validName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Close stops the server's connection and its embedded NATS.

@@ -45,6 +45,19 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		return fmt.Errorf("worker %s: connect %s: %w", cfg.Name, cfg.URL, err)
 	}
 	defer nc.Close()
+	inbox := make(chan any, 1024)
+	sub, err := nc.Subscribe(cfg.Prefix+".w."+cfg.Name, func(msg *nats.Msg) {
+		m, err := wire.Decode(msg.Data)
+		if err != nil {
+			cfg.Log.Warn("rejected message", "err", err)
+			return
+		}
+		inbox <- m
+	})
+	if err != nil {
+		return fmt.Errorf("worker %s: subscribe: %w", cfg.Name, err)
+	}
+	defer sub.Unsubscribe()
 	join, _ := wire.Encode(nil, wire.Join{Name: cfg.Name, MemoryBytes: cfg.Memory, Cores: cfg.Cores, Version: fmt.Sprint(wire.Version)}, wire.FP32)
 	reply, err := nc.Request(cfg.Prefix+".join", join, 30*time.Second)
 	if err != nil {
@@ -53,6 +66,9 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	m, err := wire.Decode(reply.Data)
 	if err != nil {
 		return fmt.Errorf("worker %s: welcome: %w", cfg.Name, err)
+	}
+	if stop, ok := m.(wire.Stop); ok {
+		return fmt.Errorf("worker %s: join refused: %s", cfg.Name, stop.Reason)
 	}
 	welcome, ok := m.(wire.Welcome)
 	if !ok {
@@ -79,25 +95,12 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	if err != nil {
 		return err
 	}
-	inbox := make(chan any, 256)
-	sub, err := nc.Subscribe(fmt.Sprintf("%s.w.%d", cfg.Prefix, id), func(msg *nats.Msg) {
-		m, err := wire.Decode(msg.Data)
-		if err != nil {
-			cfg.Log.Warn("rejected message", "err", err)
-			return
-		}
-		inbox <- m
-	})
-	if err != nil {
-		return err
-	}
-	defer sub.Unsubscribe()
 	cfg.Log.Info("joined", "id", id, "params", len(model.Params()))
 
 	w := &clusterWorker{cfg: cfg, nc: nc, sm: sm, shape: shape, classes: int(welcome.Classes),
 		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
-		chunks: map[int64]*data.Dataset{}}
+		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,6 +128,7 @@ type clusterWorker struct {
 	params  []float32
 	grad    []float32
 	chunks  map[int64]*data.Dataset
+	got     map[int64]int // rows received of each chunk
 }
 
 func (w *clusterWorker) handle(m any) (stop bool, err error) {
@@ -136,20 +140,32 @@ func (w *clusterWorker) handle(m any) (stop bool, err error) {
 		w.params = m.Params
 		err = w.sm.Step(protocol.ModelArrived{Version: m.Version})
 	case wire.Data:
-		d := &data.Dataset{X: m.X, Y: m.Y, Classes: w.classes}
+		part := &data.Dataset{X: m.X, Y: m.Y, Classes: w.classes}
 		for _, s := range m.Shape {
-			d.Shape = append(d.Shape, int(s))
+			part.Shape = append(part.Shape, int(s))
 		}
-		if !nn.Shape(d.Shape).Equal(w.shape) {
-			return false, fmt.Errorf("chunk %d has samples of shape %v, model wants %v", m.ChunkID, d.Shape, w.shape)
+		if !nn.Shape(part.Shape).Equal(w.shape) {
+			return false, fmt.Errorf("chunk %d has samples of shape %v, model wants %v", m.ChunkID, part.Shape, w.shape)
 		}
-		if err := d.Validate(); err != nil {
+		if err := part.Validate(); err != nil {
 			return false, fmt.Errorf("chunk %d: %w", m.ChunkID, err)
 		}
-		w.chunks[m.ChunkID] = d
+		d, ok := w.chunks[m.ChunkID]
+		if !ok {
+			size := w.shape.Size()
+			d = &data.Dataset{X: make([]float32, int(m.Total)*size), Y: make([]int32, m.Total), Shape: part.Shape, Classes: w.classes}
+			w.chunks[m.ChunkID] = d
+		}
+		if int(m.Total) != d.Len() {
+			return false, fmt.Errorf("chunk %d: parts disagree on its size", m.ChunkID)
+		}
+		copy(d.X[int(m.Offset)*w.shape.Size():], part.X)
+		copy(d.Y[m.Offset:], part.Y)
+		w.got[m.ChunkID] += part.Len()
 	case protocol.Work:
-		if _, ok := w.chunks[m.Chunk.ID]; !ok {
-			return false, fmt.Errorf("work for chunk %d arrived without its data", m.Chunk.ID)
+		d, ok := w.chunks[m.Chunk.ID]
+		if !ok || w.got[m.Chunk.ID] != d.Len() || d.Len() != len(m.Chunk.Indices) {
+			return false, fmt.Errorf("work for chunk %d arrived without all its data", m.Chunk.ID)
 		}
 		err = w.sm.Step(protocol.WorkArrived{Work: m})
 	case wire.Stop:
@@ -173,6 +189,7 @@ func (w *clusterWorker) act() error {
 			case protocol.Train:
 				d := w.chunks[a.Work.Chunk.ID]
 				delete(w.chunks, a.Work.Chunk.ID)
+				delete(w.got, a.Work.Chunk.ID)
 				local := a.Work
 				local.Chunk.Indices = make([]int32, d.Len())
 				for i := range local.Chunk.Indices {

@@ -59,13 +59,16 @@ type Model struct {
 // Stop ends a worker's run.
 type Stop struct{ Reason string }
 
-// Data carries the samples of a chunk: Rows samples of Shape, values
-// row-major, and their labels. It travels before the chunk's Work.
+// Data carries samples of a chunk: rows [Offset, Offset+len(Y)) of its
+// Total rows, values row-major, and their labels. A chunk larger than the
+// transport's message limit travels as several Data messages; all arrive
+// before the chunk's Work.
 type Data struct {
-	ChunkID int64
-	Shape   []int32
-	X       []float32
-	Y       []int32
+	ChunkID       int64
+	Offset, Total int64
+	Shape         []int32
+	X             []float32
+	Y             []int32
 }
 
 // Welcome answers a Join: the worker's id and what it needs to train: the
@@ -147,6 +150,8 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putString(b, m.Reason)
 	case Data:
 		b = putI64(b, m.ChunkID)
+		b = putI64(b, m.Offset)
+		b = putI64(b, m.Total)
 		b = append(b, byte(len(m.Shape)))
 		for _, d := range m.Shape {
 			b = binary.LittleEndian.AppendUint32(b, uint32(d))
@@ -354,7 +359,7 @@ func (r *reader) longStr() string {
 }
 
 func (r *reader) data() Data {
-	d := Data{ChunkID: r.i64()}
+	d := Data{ChunkID: r.i64(), Offset: r.i64(), Total: r.i64()}
 	p := r.take(1)
 	if p == nil {
 		return d
@@ -382,8 +387,12 @@ func (r *reader) data() Data {
 			}
 		}
 	}
-	if r.err == nil && len(d.X) != n*size {
+	switch {
+	case r.err != nil:
+	case len(d.X) != n*size:
 		r.err = fmt.Errorf("%d values for %d samples of shape %v", len(d.X), n, d.Shape)
+	case d.Offset < 0 || d.Total > MaxTensor || d.Offset+int64(n) > d.Total:
+		r.err = fmt.Errorf("rows [%d, %d) of a chunk of %d", d.Offset, d.Offset+int64(n), d.Total)
 	}
 	return d
 }
