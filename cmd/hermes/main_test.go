@@ -116,7 +116,9 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"mismatched shapes", []string{"train", "--train", good, "--test", good, "--model", shape}, []string{"output shape [3]", "2 classes"}},
 		{"weights of wrong shape", []string{"train", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--init", weights}, []string{weights, "layers.1.weight", "shape [2 2]"}},
 		{"bad flag value", []string{"train", "--train", good, "--test", good, "--epochs", "0"}, []string{"epochs = 0"}},
-		{"unimplemented", []string{"ps"}, []string{"not implemented yet"}},
+		{"ps without data", []string{"ps"}, []string{"no data"}},
+		{"worker without a server", []string{"worker", "--ps", "nats://127.0.0.1:1", "--name", "x"}, []string{"worker x", "connect nats://127.0.0.1:1"}},
+		{"worker with a bad slowdown", []string{"worker", "--slowdown", "0.5"}, []string{"slowdown = 0.5"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -217,6 +219,28 @@ func TestSimScenarioErrors(t *testing.T) {
 			if !strings.Contains(last, w) {
 				t.Errorf("error %q does not mention %q", last, w)
 			}
+		}
+	}
+}
+
+// The one-command experience, on the fixture: a server and three worker
+// processes of unequal speed reach the target and print the summary.
+func TestDemo(t *testing.T) {
+	bin := hermesBinary(t)
+	cmd := exec.Command(bin, "demo", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
+		"--chunk", "100", "--min-chunk", "10", "--local-epochs", "2", "--target", "0.7", "--slowdowns", "1,2,3", "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	}
+	res := lastJSON(t, stdout.String())
+	if res["reached_target"] != true || res["workers"] != 3.0 || res["updates_total"].(float64) < 1 || res["bytes_total"].(float64) <= 0 {
+		t.Fatalf("summary %v", res)
+	}
+	for _, k := range []string{"final_accuracy", "wall_seconds"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("summary lacks %q", k)
 		}
 	}
 }
