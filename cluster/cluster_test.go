@@ -137,3 +137,62 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 	}
 	return sum
 }
+
+// A worker that dies mid-run without a word (as under SIGKILL) is timed out;
+// its chunks go back to the queue, the others train on, and no chunk stays
+// with the dead worker.
+func TestSilentWorkerIsTimedOut(t *testing.T) {
+	trainSet, test, _, err := data.Open("", fixture, fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, rest, _ := trainSet.Split(200, rand.New(rand.NewPCG(1, 1)))
+	spec, _ := nn.Builtin("logreg", 10)
+	st := protocol.Defaults()
+	st.Chunk, st.MinChunk, st.Epochs, st.MinWorkers = 100, 10, 2, 3
+	st.Patience = 1 << 20 // run until the context ends, past the timeout
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ps, err := StartPS(PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec,
+		Seed: 1, Log: log, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	// The dead worker joins, takes its model and two chunks, and is never
+	// heard of again.
+	nc, err := nats.Connect(ps.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	got := make(chan struct{}, 64)
+	nc.Subscribe("hermes.w.dead", func(*nats.Msg) { got <- struct{}{} })
+	join, _ := wire.Encode(nil, wire.Join{Name: "dead", MemoryBytes: 1 << 30, Cores: 1}, wire.FP32)
+	go nc.Request("hermes.join", join, 10*time.Second)
+
+	// No target: the run lasts until the context ends, long after the
+	// timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, name := range []string{"a", "b"} {
+		go RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1, Seed: 1, Log: log})
+	}
+	sum, err := ps.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 3 {
+		t.Fatalf("the dead worker got %d messages before dying, want its model and chunks", len(got))
+	}
+	if sum.Lost != 1 {
+		t.Fatalf("%d workers lost, want 1: %+v", sum.Lost, sum)
+	}
+	for chunk, w := range ps.srv.Dispenser().Holders() {
+		if ps.names[w] == "dead" {
+			t.Fatalf("chunk %d is still held by the dead worker", chunk)
+		}
+	}
+	if sum.UpdatesTotal == 0 || sum.BestAccuracy < 0.7 {
+		t.Fatalf("the others did not train on: %+v", sum)
+	}
+}

@@ -55,6 +55,9 @@ type PSConfig struct {
 	// OnApplied, when set, is called after each measured change of the
 	// global model (from the server's goroutine).
 	OnApplied func(Status)
+	// Timeout is how long a worker may stay silent (no message, no
+	// heartbeat) before it is taken for gone; 0 means 10 s.
+	Timeout time.Duration
 }
 
 // Status is the run's state after a change of the global model.
@@ -85,6 +88,7 @@ type Summary struct {
 	UpdatesTotal  int64                   `json:"updates_total"`
 	Workers       int                     `json:"workers"`
 	StopReason    string                  `json:"stop_reason"`
+	Lost          int                     `json:"lost_workers"` // timed out; their chunks were handed out again
 	PerWorker     map[string]WorkerStatus `json:"per_worker"`
 }
 
@@ -99,6 +103,7 @@ type PS struct {
 	subs   []*nats.Subscription
 	names  map[protocol.WorkerID]string
 	status map[protocol.WorkerID]*WorkerStatus
+	seen   map[protocol.WorkerID]time.Time // last message from each live worker
 	bytes  atomic.Int64
 	start  time.Time
 	sum    Summary
@@ -124,7 +129,11 @@ func StartPS(cfg PSConfig) (*PS, error) {
 	}
 	m.Init(cfg.Seed)
 	p := &PS{cfg: cfg, model: m, inbox: make(chan inbound, 1024),
-		names: map[protocol.WorkerID]string{}, status: map[protocol.WorkerID]*WorkerStatus{}}
+		names: map[protocol.WorkerID]string{}, status: map[protocol.WorkerID]*WorkerStatus{},
+		seen: map[protocol.WorkerID]time.Time{}}
+	if p.cfg.Timeout == 0 {
+		p.cfg.Timeout = 10 * time.Second
+	}
 	p.srv, err = protocol.NewServer(cfg.Settings, m.Params(), cfg.Train.Len(), p, rand.New(rand.NewPCG(cfg.Seed, 0x6469737065)))
 	if err != nil {
 		return nil, err
@@ -229,6 +238,7 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 		case <-ctx.Done():
 			p.step(protocol.Halt{Reason: "interrupted"})
 		case <-tick.C:
+			p.expire()
 			p.step(protocol.Tick{})
 		case in := <-p.inbox:
 			p.handle(in)
@@ -245,8 +255,38 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 	return p.sum, nil
 }
 
+// expire takes workers that have been silent too long for gone: the
+// protocol returns their unacknowledged chunks to the queue.
+func (p *PS) expire() {
+	ids := make([]protocol.WorkerID, 0, len(p.seen))
+	for id, t := range p.seen {
+		if time.Since(t) > p.cfg.Timeout {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		delete(p.seen, id)
+		p.sum.Lost++
+		p.cfg.Log.Warn("worker timed out", "worker", p.names[id], "after", p.cfg.Timeout)
+		p.step(protocol.Leave{Worker: id})
+	}
+}
+
+// alive records that a worker spoke; messages from a worker already taken
+// for gone are ignored.
+func (p *PS) alive(id protocol.WorkerID) bool {
+	if _, ok := p.seen[id]; !ok {
+		return false
+	}
+	p.seen[id] = time.Now()
+	return true
+}
+
 func (p *PS) handle(in inbound) {
 	switch m := in.msg.(type) {
+	case wire.Heartbeat:
+		p.alive(protocol.WorkerID(m.Worker))
 	case wire.Join:
 		if !validName(m.Name) {
 			in.reply(wire.Stop{Reason: fmt.Sprintf("worker name %q: use letters, digits, - and _", m.Name)})
@@ -261,6 +301,7 @@ func (p *PS) handle(in inbound) {
 		id := protocol.WorkerID(len(p.names))
 		p.names[id] = m.Name
 		p.status[id] = &WorkerStatus{}
+		p.seen[id] = time.Now()
 		spec, _ := json.Marshal(p.cfg.Spec)
 		st, _ := json.Marshal(p.cfg.Settings)
 		var shape []int32
@@ -272,12 +313,18 @@ func (p *PS) handle(in inbound) {
 		p.cfg.Log.Info("worker joined", "worker", m.Name, "id", id, "memory_mb", m.MemoryBytes>>20, "cores", m.Cores)
 		p.step(protocol.Register{Worker: id, MemoryBytes: m.MemoryBytes, Cores: m.Cores})
 	case protocol.Report:
+		if !p.alive(m.Worker) {
+			return
+		}
 		if st, ok := p.status[m.Worker]; ok {
 			st.Minor++
 			st.LastLoss = m.Loss
 		}
 		p.step(m)
 	case protocol.Update:
+		if !p.alive(m.Worker) {
+			return
+		}
 		if st, ok := p.status[m.Worker]; ok {
 			st.Major++
 			st.LastLoss = m.Loss

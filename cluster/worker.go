@@ -101,6 +101,23 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
 		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}
+	// Heartbeats come from their own goroutine, so a long chunk does not
+	// look like a dead worker.
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	go func() {
+		hb, _ := wire.Encode(nil, wire.Heartbeat{Worker: int64(id)}, wire.FP32)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-hbCtx.Done():
+				return
+			case <-t.C:
+				nc.Publish(cfg.Prefix+".ps", hb)
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():

@@ -40,6 +40,7 @@ const (
 	TypeData
 	TypeJoin
 	TypeWelcome
+	TypeHeartbeat
 )
 
 // Codec is how a tensor's values are packed.
@@ -70,6 +71,10 @@ type Data struct {
 	X             []float32
 	Y             []int32
 }
+
+// Heartbeat tells the server a worker is alive; a worker that stays silent
+// too long is taken for gone and its chunks go back to the queue.
+type Heartbeat struct{ Worker int64 }
 
 // Welcome answers a Join: the worker's id and what it needs to train: the
 // model spec and settings (small JSON documents), the sample shape, the
@@ -119,6 +124,8 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		t = TypeJoin
 	case Welcome:
 		t = TypeWelcome
+	case Heartbeat:
+		t = TypeHeartbeat
 	default:
 		return nil, fmt.Errorf("wire: cannot encode %T", m)
 	}
@@ -166,6 +173,8 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putI64(b, m.MemoryBytes)
 		b = putI64(b, int64(m.Cores))
 		b = putString(b, m.Version)
+	case Heartbeat:
+		b = putI64(b, m.Worker)
 	case Welcome:
 		b = putI64(b, m.Worker)
 		b = putLongString(b, m.Spec)
@@ -444,6 +453,12 @@ func Decode(b []byte) (any, error) {
 		m = Stop{Reason: r.str()}
 	case TypeData:
 		m = r.data()
+	case TypeHeartbeat:
+		h := Heartbeat{Worker: r.i64()}
+		if r.err == nil && h.Worker < 0 {
+			r.err = errors.New("negative worker id")
+		}
+		m = h
 	case TypeWelcome:
 		w := Welcome{Worker: r.i64(), Spec: r.longStr(), Settings: r.longStr()}
 		if p := r.take(1); p != nil {

@@ -22,6 +22,7 @@ func sampleMessages() []any {
 		Stop{Reason: "converged"},
 		Data{ChunkID: 4, Offset: 2, Total: 4, Shape: []int32{1, 2, 2}, X: []float32{1, 2, 3, 4, 5, 6, 7, 8}, Y: []int32{3, 9}},
 		Join{Name: "pi3-a", MemoryBytes: 1 << 30, Cores: 4, Version: "1"},
+		Heartbeat{Worker: 2},
 		Welcome{Worker: 3, Spec: `{"layers":[]}`, Settings: `{"policy":"hermes"}`, Shape: []int32{1, 28, 28}, Classes: 10, LocalLR: 0.02},
 	}
 }
