@@ -283,6 +283,30 @@ func (p *PS) alive(id protocol.WorkerID) bool {
 	return true
 }
 
+// account records a worker's report for the status table; it returns
+// false for a worker already taken for gone, whose messages are dropped.
+func (p *PS) account(r protocol.Report, major bool) bool {
+	if !p.alive(r.Worker) {
+		return false
+	}
+	st := p.status[r.Worker]
+	if major {
+		st.Major++
+	} else {
+		st.Minor++
+	}
+	st.LastLoss = r.Loss
+	return true
+}
+
+func shape32(s []int) []int32 {
+	out := make([]int32, len(s))
+	for i, d := range s {
+		out[i] = int32(d)
+	}
+	return out
+}
+
 func (p *PS) handle(in inbound) {
 	switch m := in.msg.(type) {
 	case wire.Heartbeat:
@@ -304,33 +328,19 @@ func (p *PS) handle(in inbound) {
 		p.seen[id] = time.Now()
 		spec, _ := json.Marshal(p.cfg.Spec)
 		st, _ := json.Marshal(p.cfg.Settings)
-		var shape []int32
-		for _, d := range p.cfg.Train.Shape {
-			shape = append(shape, int32(d))
-		}
-		in.reply(wire.Welcome{Worker: int64(id), Spec: string(spec), Settings: string(st), Shape: shape,
+		in.reply(wire.Welcome{Worker: int64(id), Spec: string(spec), Settings: string(st), Shape: shape32(p.cfg.Train.Shape),
 			Classes: int64(p.cfg.Train.Classes), LocalLR: p.cfg.LocalLR})
 		p.cfg.Log.Info("worker joined", "worker", m.Name, "id", id, "memory_mb", m.MemoryBytes>>20, "cores", m.Cores)
 		p.step(protocol.Register{Worker: id, MemoryBytes: m.MemoryBytes, Cores: m.Cores})
 	case protocol.Report:
-		if !p.alive(m.Worker) {
-			return
+		if p.account(m, false) {
+			p.step(m)
 		}
-		if st, ok := p.status[m.Worker]; ok {
-			st.Minor++
-			st.LastLoss = m.Loss
-		}
-		p.step(m)
 	case protocol.Update:
-		if !p.alive(m.Worker) {
-			return
+		if p.account(m.Report, true) {
+			p.sum.UpdatesTotal++
+			p.step(m)
 		}
-		if st, ok := p.status[m.Worker]; ok {
-			st.Major++
-			st.LastLoss = m.Loss
-		}
-		p.sum.UpdatesTotal++
-		p.step(m)
 	default:
 		p.cfg.Log.Warn("rejected message", "type", fmt.Sprintf("%T", m))
 	}
@@ -367,10 +377,7 @@ func (p *PS) act(a protocol.Action) {
 			idx[i] = int(v)
 		}
 		sub := p.cfg.Train.Subset(idx)
-		var shape []int32
-		for _, d := range sub.Shape {
-			shape = append(shape, int32(d))
-		}
+		shape := shape32(sub.Shape)
 		// Split the rows so that each message fits the transport's limit.
 		size := sub.SampleSize()
 		per := max(1, int(p.nc.MaxPayload()-4096)/(4*size+4))

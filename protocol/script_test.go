@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,7 +85,7 @@ func TestScripts(t *testing.T) {
 				u := Update{Report: Report{Worker: w}, Grad: make([]float32, len(n.server.Params()))}
 				switch args["kind"] {
 				case "nan":
-					u.Grad[0] = float32(nan())
+					u.Grad[0] = float32(math.NaN())
 				case "shape":
 					u.Grad = append(u.Grad, 1)
 				case "unknown":

@@ -160,5 +160,3 @@ type Event any
 type Action any
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
-func nan() float64 { return math.NaN() }

@@ -159,10 +159,7 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putI64(b, m.ChunkID)
 		b = putI64(b, m.Offset)
 		b = putI64(b, m.Total)
-		b = append(b, byte(len(m.Shape)))
-		for _, d := range m.Shape {
-			b = binary.LittleEndian.AppendUint32(b, uint32(d))
-		}
+		b = putShape(b, m.Shape)
 		b = putTensor(b, m.X, codec)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Y)))
 		for _, y := range m.Y {
@@ -179,14 +176,19 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putI64(b, m.Worker)
 		b = putLongString(b, m.Spec)
 		b = putLongString(b, m.Settings)
-		b = append(b, byte(len(m.Shape)))
-		for _, d := range m.Shape {
-			b = binary.LittleEndian.AppendUint32(b, uint32(d))
-		}
+		b = putShape(b, m.Shape)
 		b = putI64(b, m.Classes)
 		b = putF64(b, m.LocalLR)
 	}
 	return b, nil
+}
+
+func putShape(b []byte, shape []int32) []byte {
+	b = append(b, byte(len(shape)))
+	for _, d := range shape {
+		b = binary.LittleEndian.AppendUint32(b, uint32(d))
+	}
+	return b
 }
 
 func putLongString(b []byte, s string) []byte {
@@ -367,24 +369,31 @@ func (r *reader) longStr() string {
 	return string(r.take(n))
 }
 
-func (r *reader) data() Data {
-	d := Data{ChunkID: r.i64(), Offset: r.i64(), Total: r.i64()}
+// shape reads a sample shape and returns it with its number of values.
+func (r *reader) shape() (shape []int32, size int) {
 	p := r.take(1)
 	if p == nil {
-		return d
+		return nil, 0
 	}
-	size := 1
+	size = 1
 	for i := 0; i < int(p[0]); i++ {
 		v := int32(r.u32())
 		if v < 1 && r.err == nil {
 			r.err = fmt.Errorf("shape dimension %d is %d", i, v)
 		}
-		d.Shape = append(d.Shape, v)
+		shape = append(shape, v)
 		size *= max(int(v), 1)
 		if size > MaxTensor && r.err == nil {
-			r.err = fmt.Errorf("shape %v too large", d.Shape)
+			r.err = fmt.Errorf("shape %v too large", shape)
 		}
 	}
+	return shape, size
+}
+
+func (r *reader) data() Data {
+	d := Data{ChunkID: r.i64(), Offset: r.i64(), Total: r.i64()}
+	var size int
+	d.Shape, size = r.shape()
 	d.X = r.tensor()
 	n := r.count(4)
 	if raw := r.take(4 * n); raw != nil {
@@ -461,11 +470,7 @@ func Decode(b []byte) (any, error) {
 		m = h
 	case TypeWelcome:
 		w := Welcome{Worker: r.i64(), Spec: r.longStr(), Settings: r.longStr()}
-		if p := r.take(1); p != nil {
-			for range int(p[0]) {
-				w.Shape = append(w.Shape, int32(r.u32()))
-			}
-		}
+		w.Shape, _ = r.shape()
 		w.Classes, w.LocalLR = r.i64(), r.f64()
 		if r.err == nil && (w.Worker < 0 || w.Classes < 1 || !(w.LocalLR > 0) || !finite(w.LocalLR)) {
 			r.err = errors.New("welcome with a bad worker id, class count or learning rate")
