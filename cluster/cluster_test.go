@@ -153,7 +153,7 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 	st.Patience = 1 << 20 // run until the context ends, past the timeout
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ps, err := StartPS(PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec,
-		Seed: 1, Log: log, Timeout: 300 * time.Millisecond})
+		Seed: 1, Log: log, Timeout: 2500 * time.Millisecond}) // > 2 heartbeats: live workers never time out
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 
 	// No target: the run lasts until the context ends, long after the
 	// timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, name := range []string{"a", "b"} {
 		go RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1, Seed: 1, Log: log})
