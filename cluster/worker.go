@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -132,6 +135,23 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 			}
 		}
 	}
+}
+
+// FreeMemory returns the memory the system can give (MemAvailable in
+// /proc/meminfo), what a worker reports so that its chunks fit; 0 where it
+// cannot tell.
+func FreeMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 type clusterWorker struct {

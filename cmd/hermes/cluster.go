@@ -148,27 +148,12 @@ func cmdWorker(args []string, stdout io.Writer) error {
 	}
 	mem := *memory << 20
 	if mem == 0 {
-		mem = freeMemory()
+		mem = cluster.FreeMemory()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return cluster.RunWorker(ctx, cluster.WorkerConfig{URL: *url, Name: *name, Memory: mem, Cores: runtime.GOMAXPROCS(0),
 		Slowdown: *slowdown, Seed: *seed})
-}
-
-// freeMemory reads MemAvailable from /proc/meminfo; 0 if it cannot.
-func freeMemory() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func cmdDemo(args []string, stdout io.Writer) error {
@@ -193,7 +178,9 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		slows = append(slows, v)
 	}
 	f.settings.MinWorkers = len(slows)
-	if !fs.Parsed() || f.listen == "127.0.0.1:4222" {
+	listenSet := false
+	fs.Visit(func(fl *flag.Flag) { listenSet = listenSet || fl.Name == "listen" })
+	if !listenSet {
 		f.listen = "127.0.0.1:-1" // a free port: the demo must not collide with a running server
 	}
 	start := time.Now()
