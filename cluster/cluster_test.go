@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,6 +137,43 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 		t.Fatalf("summary %+v", sum)
 	}
 	return sum
+}
+
+// With a token, a client without it is refused with a clear error, and
+// one with it joins.
+func TestTokenRequired(t *testing.T) {
+	trainSet, test, _, err := data.Open("", fixture, fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, rest, _ := trainSet.Split(200, rand.New(rand.NewPCG(1, 1)))
+	spec, _ := nn.Builtin("logreg", 10)
+	st := protocol.Defaults()
+	st.Chunk, st.MinChunk, st.Epochs = 100, 10, 1
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ps, err := StartPS(PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec,
+		Seed: 1, Target: 0.5, Token: "s3cret", Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "intruder", Log: log})
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") || !strings.Contains(err.Error(), "worker intruder") {
+		t.Fatalf("worker without the token: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "friend", Token: "s3cret", Seed: 1, Log: log})
+	}()
+	sum, err := ps.Run(ctx)
+	if err != nil || !sum.ReachedTarget || sum.Workers != 1 {
+		t.Fatalf("run with the token: %+v, %v", sum, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A worker that dies mid-run without a word (as under SIGKILL) is timed out;

@@ -51,7 +51,10 @@ type PSConfig struct {
 	NATS   string
 	Listen string
 	Prefix string
-	Log    *slog.Logger
+	// Token, when set, is required of every client of the embedded NATS
+	// server, and presented to an external one.
+	Token string
+	Log   *slog.Logger
 	// OnApplied, when set, is called after each measured change of the
 	// global model (from the server's goroutine).
 	OnApplied func(Status)
@@ -144,7 +147,8 @@ func StartPS(cfg PSConfig) (*PS, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.ns, err = server.NewServer(&server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, MaxPayload: maxPayload})
+		p.ns, err = server.NewServer(&server.Options{Host: host, Port: port, NoLog: true, NoSigs: true,
+			MaxPayload: maxPayload, Authorization: cfg.Token})
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats: %w", err)
 		}
@@ -154,7 +158,7 @@ func StartPS(cfg PSConfig) (*PS, error) {
 		}
 		url = p.ns.ClientURL()
 	}
-	if p.nc, err = nats.Connect(url, nats.Name("hermes-ps")); err != nil {
+	if p.nc, err = nats.Connect(url, nats.Name("hermes-ps"), nats.Token(cfg.Token)); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("connect %s: %w", url, err)
 	}

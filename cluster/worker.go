@@ -30,6 +30,7 @@ type WorkerConfig struct {
 	// after each chunk it sleeps (Slowdown-1) times the training time.
 	Slowdown float64
 	Seed     uint64
+	Token    string // the server's token, if it requires one
 	Log      *slog.Logger
 }
 
@@ -43,7 +44,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		cfg.Log = slog.Default()
 	}
 	cfg.Log = cfg.Log.With("worker", cfg.Name)
-	nc, err := nats.Connect(cfg.URL, nats.Name("hermes-worker-"+cfg.Name))
+	nc, err := nats.Connect(cfg.URL, nats.Name("hermes-worker-"+cfg.Name), nats.Token(cfg.Token))
 	if err != nil {
 		return fmt.Errorf("worker %s: connect %s: %w", cfg.Name, cfg.URL, err)
 	}

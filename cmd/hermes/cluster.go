@@ -33,6 +33,7 @@ type psFlags struct {
 	localLR  float64
 	listen   string
 	natsURL  string
+	token    string
 	asJSON   bool
 	settings *protocol.Settings
 }
@@ -46,6 +47,7 @@ func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 	fs.Float64Var(&f.localLR, "local-lr", 0, "workers' SGD learning rate (0: the policy's tuned value)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	fs.StringVar(&f.natsURL, "nats", "", "use this NATS server instead of an embedded one")
+	fs.StringVar(&f.token, "token", os.Getenv("HERMES_TOKEN"), "require this token of every client (default $HERMES_TOKEN)")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object as the last line of stdout")
 	st, err := settingsFlags(fs, args)
 	if err != nil {
@@ -78,7 +80,7 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status)) (*clus
 	st.ServerLR = h.ServerLR
 	st.SampleBytes = int64(rest.SampleSize()*4 + 4)
 	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: rest, Val: val, Test: test,
-		Spec: spec, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen, OnApplied: onApplied})
+		Spec: spec, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen, Token: f.token, OnApplied: onApplied})
 }
 
 func cmdPS(args []string, stdout io.Writer) error {
@@ -133,6 +135,7 @@ func cmdWorker(args []string, stdout io.Writer) error {
 	memory := fs.Int64("memory-mb", 0, "free memory to report, MiB (0: what the system says)")
 	threads := fs.Int("threads", 0, "cores to use (0: all)")
 	seed := fs.Uint64("seed", 1, "seed of the local shuffles")
+	token := fs.String("token", os.Getenv("HERMES_TOKEN"), "the server's token (default $HERMES_TOKEN)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -153,7 +156,7 @@ func cmdWorker(args []string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return cluster.RunWorker(ctx, cluster.WorkerConfig{URL: *url, Name: *name, Memory: mem, Cores: runtime.GOMAXPROCS(0),
-		Slowdown: *slowdown, Seed: *seed})
+		Slowdown: *slowdown, Seed: *seed, Token: *token})
 }
 
 func cmdDemo(args []string, stdout io.Writer) error {
@@ -214,6 +217,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		threads := max(1, runtime.NumCPU()/len(slows))
 		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", fmt.Sprintf("w%d-x%g", i, s),
 			"--slowdown", fmt.Sprint(s), "--threads", strconv.Itoa(threads), "--seed", strconv.Itoa(i+1))
+		cmd.Env = append(os.Environ(), "HERMES_TOKEN="+f.token) // not on the command line, where ps shows it
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("demo: start worker: %w", err)
