@@ -147,13 +147,13 @@ type GatePoint struct {
 
 type simWorker struct {
 	id          protocol.WorkerID
-	group       string
 	dev         Device
 	memory      int64
 	sm          *protocol.Worker
 	params      []float32
 	trainer     protocol.Trainer
 	alive       bool
+	left        bool // for good: a pending restart must not bring it back
 	incarnation int
 	up, down    Time // when the worker's link is free in each direction
 }
@@ -162,7 +162,6 @@ type simulation struct {
 	env  *Env
 	sc   *Scenario
 	opts Options
-	seed uint64
 
 	now   Time
 	seq   int64
@@ -216,7 +215,7 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	if !(opts.Hyper.LocalLR > 0) {
 		return nil, fmt.Errorf("policy %s: local learning rate %v, want > 0", st.Policy, opts.Hyper.LocalLR)
 	}
-	s := &simulation{env: env, sc: sc, opts: opts, seed: seed, model: m,
+	s := &simulation{env: env, sc: sc, opts: opts, model: m,
 		faults: rand.New(rand.NewPCG(seed, 0x6661756c74))} // "fault"
 	s.fwdFLOPs, _ = m.FLOPs()
 	s.trainer = &train.ChunkTrainer{Model: m, Data: env.Train, LR: opts.Hyper.LocalLR}
@@ -230,13 +229,16 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	id := 0
 	for _, g := range sc.Workers {
 		for range g.Count {
-			w := &simWorker{id: protocol.WorkerID(id), group: g.Name, dev: g.Device,
+			w := &simWorker{id: protocol.WorkerID(id), dev: g.Device,
 				memory:  int64(g.MemoryMB * (1 << 20)),
 				trainer: s.trainer.Worker(rand.New(rand.NewPCG(seed, uint64(id)+1)))}
 			s.workers = append(s.workers, w)
 			s.at(Time(g.JoinAtS*float64(time.Second)), func() { s.join(w) })
 			if g.LeaveAtS > 0 {
-				s.at(Time(g.LeaveAtS*float64(time.Second)), func() { s.crash(w) })
+				s.at(Time(g.LeaveAtS*float64(time.Second)), func() {
+					w.left = true
+					s.crash(w)
+				})
 			}
 			if g.CrashMTBFS > 0 {
 				s.scheduleCrash(w, g, Time(g.JoinAtS*float64(time.Second)))
@@ -289,6 +291,9 @@ func (s *simulation) testEval() (acc, loss float64) {
 }
 
 func (s *simulation) join(w *simWorker) {
+	if w.left {
+		return
+	}
 	sm, err := protocol.NewWorker(w.id, s.opts.Settings)
 	if err != nil {
 		panic(err) // settings were validated by NewServer
