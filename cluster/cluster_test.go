@@ -86,9 +86,7 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 	}
 	spec, _ := nn.Builtin("logreg", 10)
 	st := protocol.Defaults()
-	// Chunks of 100 samples fit the 1 MB default payload of an external
-	// NATS server.
-	st.Chunk, st.MinChunk, st.Epochs, st.MinWorkers = 100, 10, 2, 3
+	st.Chunk, st.MinChunk, st.Epochs, st.MinWorkers = 100, 50, 2, 3
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ps, err := StartPS(PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec,
 		Seed: 1, Target: 0.75, NATS: natsURL, Log: log})

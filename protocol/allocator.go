@@ -91,12 +91,12 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	sort.Float64s(others)
 	q1, q3 := quantile(others, 0.25), quantile(others, 0.75)
 	lo, hi := q1-1.5*(q3-q1), q3+1.5*(q3-q1)
-	t := r.TrainTime.Seconds()
-	if t >= lo && t <= hi {
+	t, median := r.TrainTime.Seconds(), quantile(others, 0.5)
+	if t >= lo && t <= hi || math.Abs(t-median) <= a.s.ResizeTolerance*median {
 		return false, st.chunk, st.miniBatch, 0
 	}
 	perSample, perStep := fitCost(st.hist)
-	c, b, pred := a.search(perSample, perStep, quantile(others, 0.5), st.maxChunk, st.miniBatch)
+	c, b, pred := a.search(perSample, perStep, median, st.maxChunk, st.miniBatch)
 	changed := c != st.chunk || b != st.miniBatch
 	st.chunk, st.miniBatch = c, b
 	return changed, c, b, Time(pred * float64(time.Second))

@@ -36,7 +36,12 @@ type Settings struct {
 	MinChunk       int     `json:"min_chunk"`
 	MaxChunk       int     `json:"max_chunk"`
 	MemoryFraction float64 `json:"memory_fraction"` // share of a worker's free memory its chunk may use
-	SampleBytes    int64   `json:"sample_bytes"`    // size of one sample on the worker (set by the driver)
+	// ResizeTolerance: an outlier is resized only if its time also differs
+	// from the median by more than this fraction. With two or three other
+	// workers the fences are as narrow as the clock's noise, and measured
+	// times of small chunks would otherwise resize workers at random.
+	ResizeTolerance float64 `json:"resize_tolerance"`
+	SampleBytes     int64   `json:"sample_bytes"` // size of one sample on the worker (set by the driver)
 
 	// Server.
 	ServerLR   float64 `json:"server_lr"`
@@ -57,7 +62,7 @@ func Defaults() Settings {
 		Policy: "hermes",
 		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15,
 		Epochs: 5, Chunk: 2500, MiniBatch: 16, MiniBatches: []int{2, 4, 8, 16, 32, 64},
-		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785,
+		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785, ResizeTolerance: 0.1,
 		ServerLR: 0.1, Patience: 25, Staleness: 3, MinWorkers: 1,
 	}
 }
@@ -93,6 +98,8 @@ func (s Settings) Validate() error {
 		return bad("chunk", s.Chunk, fmt.Sprintf("between min_chunk and max_chunk [%d, %d]", s.MinChunk, s.MaxChunk))
 	case !(s.MemoryFraction > 0 && s.MemoryFraction <= 1):
 		return bad("memory_fraction", s.MemoryFraction, "0 < memory_fraction <= 1")
+	case !(s.ResizeTolerance >= 0) || math.IsInf(s.ResizeTolerance, 0):
+		return bad("resize_tolerance", s.ResizeTolerance, ">= 0")
 	case s.SampleBytes < 1:
 		return bad("sample_bytes", s.SampleBytes, ">= 1")
 	case !(s.ServerLR > 0) || math.IsInf(s.ServerLR, 0):
@@ -187,6 +194,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.MiniBatch, "mini-batch", s.MiniBatch, "initial mini-batch size")
 	fs.IntVar(&s.MinChunk, "min-chunk", s.MinChunk, "smallest chunk the allocator assigns")
 	fs.IntVar(&s.MaxChunk, "max-chunk", s.MaxChunk, "largest chunk the allocator assigns")
+	fs.Float64Var(&s.ResizeTolerance, "resize-tolerance", s.ResizeTolerance, "resize an outlier only if its time is this fraction away from the median")
 	fs.Float64Var(&s.ServerLR, "server-lr", s.ServerLR, "server learning rate")
 	fs.IntVar(&s.Patience, "patience", s.Patience, "aggregations without improvement before stopping")
 	fs.IntVar(&s.Staleness, "staleness", s.Staleness, "SSP staleness bound")

@@ -176,6 +176,30 @@ func TestAllocatorIQRFences(t *testing.T) {
 	}
 }
 
+// Our addition: with few workers the fences are as narrow as clock noise;
+// an outlier within resize_tolerance of the median keeps its size.
+func TestAllocatorTolerance(t *testing.T) {
+	s := Defaults() // tolerance 0.1
+	a := NewAllocator(s, 1, 0)
+	for w := range 3 {
+		a.Add(WorkerID(w), 0)
+	}
+	obs := func(w WorkerID, secs float64) bool {
+		changed, _, _, _ := a.Observe(Report{Worker: w, TrainTime: Time(secs * float64(time.Second)), Samples: 2500, Steps: 157})
+		return changed
+	}
+	obs(0, 1.00)
+	obs(1, 1.02)
+	// Fences of [1.00, 1.02] are [0.97, 1.05]: 1.08 is outside them but
+	// within 10% of the median 1.01.
+	if obs(2, 1.08) {
+		t.Fatal("resized for noise")
+	}
+	if !obs(2, 1.2) {
+		t.Fatal("not resized 19% off the median")
+	}
+}
+
 // "search (binary search over chunk size, candidate mini-batches) for the
 // (chunk, mini-batch) whose predicted time is closest to the median time,
 // preferring the most samples"
