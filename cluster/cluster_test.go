@@ -69,12 +69,9 @@ func TestEndToEndExternalNATS(t *testing.T) {
 	runCluster(t, url, false)
 }
 
-// runCluster trains logistic regression on the fixture with three workers
-// of unequal speed and checks that the run reaches 0.75 test accuracy.
-// With hostile set, garbage, a NaN update, a wrong-shape update and an
-// update from an unknown worker arrive first; the server must reject them
-// and keep serving.
-func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
+// startFixturePS starts a server for logistic regression on the fixture
+// (800 training, 200 validation samples); mod adjusts its configuration.
+func startFixturePS(t *testing.T, mod func(*PSConfig)) *PS {
 	t.Helper()
 	trainSet, test, _, err := data.Open("", fixture, fixture)
 	if err != nil {
@@ -86,14 +83,29 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 	}
 	spec, _ := nn.Builtin("logreg", 10)
 	st := protocol.Defaults()
-	st.Chunk, st.MinChunk, st.Epochs, st.MinWorkers = 100, 50, 2, 3
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ps, err := StartPS(PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec,
-		Seed: 1, Target: 0.75, NATS: natsURL, Log: log})
+	st.Chunk, st.MinChunk, st.Epochs = 100, 50, 2
+	cfg := PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec, Seed: 1, Log: quietLog}
+	mod(&cfg)
+	ps, err := StartPS(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ps.Close()
+	t.Cleanup(ps.Close)
+	return ps
+}
+
+var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+
+// runCluster trains logistic regression on the fixture with three workers
+// of unequal speed and checks that the run reaches 0.75 test accuracy.
+// With hostile set, garbage, a NaN update, a wrong-shape update and an
+// update from an unknown worker arrive first; the server must reject them
+// and keep serving.
+func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
+	t.Helper()
+	ps := startFixturePS(t, func(c *PSConfig) {
+		c.Settings.MinWorkers, c.Target, c.NATS = 3, 0.75, natsURL
+	})
 	if hostile {
 		nc, err := nats.Connect(ps.URL())
 		if err != nil {
@@ -117,7 +129,7 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 		go func() {
 			defer wg.Done()
 			errs <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1,
-				Slowdown: float64(1 + i), Seed: 1, Log: log})
+				Slowdown: float64(1 + i), Seed: 1, Log: quietLog})
 		}()
 	}
 	sum, err := ps.Run(ctx)
@@ -140,30 +152,18 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 // With a token, a client without it is refused with a clear error, and
 // one with it joins.
 func TestTokenRequired(t *testing.T) {
-	trainSet, test, _, err := data.Open("", fixture, fixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	val, rest, _ := trainSet.Split(200, rand.New(rand.NewPCG(1, 1)))
-	spec, _ := nn.Builtin("logreg", 10)
-	st := protocol.Defaults()
-	st.Chunk, st.MinChunk, st.Epochs = 100, 10, 1
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	ps, err := StartPS(PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec,
-		Seed: 1, Target: 0.5, Token: "s3cret", Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
+	ps := startFixturePS(t, func(c *PSConfig) {
+		c.Settings.Epochs, c.Target, c.Token = 1, 0.5, "s3cret"
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err = RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "intruder", Log: log})
+	err := RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "intruder", Log: quietLog})
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") || !strings.Contains(err.Error(), "worker intruder") {
 		t.Fatalf("worker without the token: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "friend", Token: "s3cret", Seed: 1, Log: log})
+		done <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "friend", Token: "s3cret", Seed: 1, Log: quietLog})
 	}()
 	sum, err := ps.Run(ctx)
 	if err != nil || !sum.ReachedTarget || sum.Workers != 1 {
@@ -178,22 +178,11 @@ func TestTokenRequired(t *testing.T) {
 // its chunks go back to the queue, the others train on, and no chunk stays
 // with the dead worker.
 func TestSilentWorkerIsTimedOut(t *testing.T) {
-	trainSet, test, _, err := data.Open("", fixture, fixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	val, rest, _ := trainSet.Split(200, rand.New(rand.NewPCG(1, 1)))
-	spec, _ := nn.Builtin("logreg", 10)
-	st := protocol.Defaults()
-	st.Chunk, st.MinChunk, st.Epochs, st.MinWorkers = 100, 10, 2, 3
-	st.Patience = 1 << 20 // run until the context ends, past the timeout
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	ps, err := StartPS(PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec,
-		Seed: 1, Log: log, Timeout: 2500 * time.Millisecond}) // > 2 heartbeats: live workers never time out
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
+	ps := startFixturePS(t, func(c *PSConfig) {
+		c.Settings.MinWorkers = 3
+		c.Settings.Patience = 1 << 20       // run until the context ends, past the timeout
+		c.Timeout = 2500 * time.Millisecond // > 2 heartbeats: live workers never time out
+	})
 	// The dead worker joins, takes its model and two chunks, and is never
 	// heard of again.
 	nc, err := nats.Connect(ps.URL())
@@ -211,7 +200,7 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, name := range []string{"a", "b"} {
-		go RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1, Seed: 1, Log: log})
+		go RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1, Seed: 1, Log: quietLog})
 	}
 	sum, err := ps.Run(ctx)
 	if err != nil {
