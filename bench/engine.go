@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hermes-go/hermes/nn"
@@ -103,14 +104,6 @@ func runPeer(c EngineConfig) (float64, error) {
 }
 
 func lastLine(b []byte) string {
-	s := string(b)
-	for len(s) > 0 && s[len(s)-1] == '\n' {
-		s = s[:len(s)-1]
-	}
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '\n' {
-			return s[i+1:]
-		}
-	}
-	return s
+	s := strings.TrimRight(string(b), "\n")
+	return s[strings.LastIndex(s, "\n")+1:]
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"time"
@@ -174,13 +175,4 @@ func newBar(want bool, total int64, desc string) *progressbar.ProgressBar {
 
 // round keeps JSON and logs readable: 4 significant decimals is more than
 // any of our measurements can resolve.
-func round(v float64) float64 {
-	return float64(int64(v*1e4+0.5*sign(v))) / 1e4
-}
-
-func sign(v float64) float64 {
-	if v < 0 {
-		return -1
-	}
-	return 1
-}
+func round(v float64) float64 { return math.Round(v*1e4) / 1e4 }
