@@ -21,9 +21,29 @@ type Dispenser struct {
 	pos   int
 	pass  int
 
-	nextID  int64
-	out     map[int64]assigned // handed out, not yet acknowledged
-	requeue []Chunk            // returned by departed workers
+	nextID   int64
+	out      map[int64]assigned // handed out, not yet acknowledged
+	requeue  []Chunk            // returned by departed workers
+	acked    int64
+	returned int64
+}
+
+// DispenserStats accounts for every chunk cut: each is acknowledged, held
+// by a worker, or queued to be handed out again, so
+// Cut = Acked + Outstanding + Queued. Returned counts the times a departed
+// worker's chunk went back to the queue.
+type DispenserStats struct {
+	Cut         int64 `json:"cut"`
+	Acked       int64 `json:"acked"`
+	Outstanding int64 `json:"outstanding"`
+	Queued      int64 `json:"queued"`
+	Returned    int64 `json:"returned"`
+}
+
+// Stats returns the dispenser's chunk accounting.
+func (d *Dispenser) Stats() DispenserStats {
+	return DispenserStats{Cut: d.nextID, Acked: d.acked, Outstanding: int64(len(d.out)),
+		Queued: int64(len(d.requeue)), Returned: d.returned}
 }
 
 type assigned struct {
@@ -78,6 +98,7 @@ func (d *Dispenser) Ack(w WorkerID, id int64) error {
 		return fmt.Errorf("chunk %d is not assigned to worker %d", id, w)
 	}
 	delete(d.out, id)
+	d.acked++
 	return nil
 }
 
@@ -96,6 +117,7 @@ func (d *Dispenser) Release(w WorkerID) int {
 		delete(d.out, c.ID)
 	}
 	d.requeue = append(d.requeue, back...)
+	d.returned += int64(len(back))
 	return len(back)
 }
 

@@ -82,6 +82,9 @@ func TestRunsAreDeterministicAndLoseNoChunk(t *testing.T) {
 					t.Errorf("chunk %d is held by departed worker %d", id, as.worker)
 				}
 			}
+			if st := n.server.Dispenser().Stats(); st.Cut != st.Acked+st.Outstanding+st.Queued || st.Acked == 0 {
+				t.Errorf("chunk accounting does not add up: %+v", st)
+			}
 		})
 	}
 }

@@ -6,8 +6,11 @@
 //
 // Layout of a message:
 //
-//	magic "HG" | version (1 byte) | type (1 byte) | body
+//	magic "HG" | version (1 byte) | type (1 byte) | body | CRC-32C (4 bytes)
 //
+// The checksum covers everything before it. TCP and TLS already protect
+// each hop, but a model or chunk may cross NATS routes, gateways and leaf
+// nodes: a corrupt tensor is caught here, not trained on.
 // Integers in bodies are little-endian fixed width; a tensor is its codec
 // (1 byte), its element count (uint32) and the packed values.
 package wire
@@ -16,6 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 
 	"github.com/hermes-go/hermes/protocol"
@@ -23,7 +27,7 @@ import (
 
 // Version is the wire format version; a peer with another version is
 // refused rather than misread.
-const Version = 1
+const Version = 2
 
 // MaxTensor bounds the elements of one tensor (256 Mi float32 = 1 GiB), so a
 // corrupt length cannot make a decoder allocate without limit.
@@ -41,6 +45,7 @@ const (
 	TypeJoin
 	TypeWelcome
 	TypeHeartbeat
+	TypeRejoin
 )
 
 // Codec is how a tensor's values are packed.
@@ -71,6 +76,10 @@ type Data struct {
 	X             []float32
 	Y             []int32
 }
+
+// Rejoin answers a heartbeat from a worker the server does not know (it was
+// timed out, or the server restarted): the worker must join again.
+type Rejoin struct{ Reason string }
 
 // Heartbeat tells the server a worker is alive; a worker that stays silent
 // too long is taken for gone and its chunks go back to the queue.
@@ -126,9 +135,12 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		t = TypeWelcome
 	case Heartbeat:
 		t = TypeHeartbeat
+	case Rejoin:
+		t = TypeRejoin
 	default:
 		return nil, fmt.Errorf("wire: cannot encode %T", m)
 	}
+	start := len(dst)
 	b := append(dst, 'H', 'G', Version, t)
 	switch m := m.(type) {
 	case protocol.Register:
@@ -155,6 +167,8 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putReport(b, m)
 	case Stop:
 		b = putString(b, m.Reason)
+	case Rejoin:
+		b = putString(b, m.Reason)
 	case Data:
 		b = putI64(b, m.ChunkID)
 		b = putI64(b, m.Offset)
@@ -180,8 +194,10 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putI64(b, m.Classes)
 		b = putF64(b, m.LocalLR)
 	}
-	return b, nil
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func putShape(b []byte, shape []int32) []byte {
 	b = append(b, byte(len(shape)))
@@ -418,13 +434,17 @@ func (r *reader) data() Data {
 // Decode decodes one message, validating it whole. A decoded message does
 // not alias b.
 func Decode(b []byte) (any, error) {
-	if len(b) < 4 || b[0] != 'H' || b[1] != 'G' {
+	if len(b) < 8 || b[0] != 'H' || b[1] != 'G' {
 		return nil, errors.New("wire: not a hermes message")
 	}
 	if b[2] != Version {
 		return nil, fmt.Errorf("wire: version %d, this build speaks %d", b[2], Version)
 	}
-	r := &reader{b: b[4:]}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return nil, fmt.Errorf("wire: checksum %08x, message says %08x: corrupted in transit", got, sum)
+	}
+	r := &reader{b: body[4:]}
 	var m any
 	switch b[3] {
 	case TypeRegister:
@@ -460,6 +480,8 @@ func Decode(b []byte) (any, error) {
 		m = r.report()
 	case TypeStop:
 		m = Stop{Reason: r.str()}
+	case TypeRejoin:
+		m = Rejoin{Reason: r.str()}
 	case TypeData:
 		m = r.data()
 	case TypeHeartbeat:
