@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,7 +154,7 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 // one with it joins.
 func TestTokenRequired(t *testing.T) {
 	ps := startFixturePS(t, func(c *PSConfig) {
-		c.Settings.Epochs, c.Target, c.Token = 1, 0.5, "s3cret"
+		c.Settings.Epochs, c.Target, c.Security.Token = 1, 0.5, "s3cret"
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -163,7 +164,7 @@ func TestTokenRequired(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "friend", Token: "s3cret", Seed: 1, Log: quietLog})
+		done <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "friend", Security: Security{Token: "s3cret"}, Seed: 1, Log: quietLog})
 	}()
 	sum, err := ps.Run(ctx)
 	if err != nil || !sum.ReachedTarget || sum.Workers != 1 {
@@ -191,8 +192,8 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 	}
 	defer nc.Close()
 	got := make(chan struct{}, 64)
-	nc.Subscribe("hermes.w.dead", func(*nats.Msg) { got <- struct{}{} })
-	join, _ := wire.Encode(nil, wire.Join{Name: "dead", MemoryBytes: 1 << 30, Cores: 1}, wire.FP32)
+	nc.Subscribe("hermes.w.dead.*", func(*nats.Msg) { got <- struct{}{} })
+	join, _ := wire.Encode(nil, wire.Join{Name: "dead", MemoryBytes: 1 << 30, Cores: 1, Version: fmt.Sprint(wire.Version)}, wire.FP32)
 	go nc.Request("hermes.join", join, 10*time.Second)
 
 	// No target: the run lasts until the context ends, long after the
@@ -219,5 +220,87 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 	}
 	if sum.UpdatesTotal == 0 || sum.BestAccuracy < 0.7 {
 		t.Fatalf("the others did not train on: %+v", sum)
+	}
+}
+
+// freeAddr returns a loopback address with a port free at the time of the
+// call, for a server that must come back on the same address.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// The server is interrupted (as by SIGTERM) mid-run and checkpoints; a new
+// server resumes from the checkpoint on the same address; the workers,
+// left running, reconnect and join again by themselves, and the global
+// model's version continues from where it stopped.
+func TestResumeAfterInterrupt(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	interrupt, stopFirst := context.WithCancel(ctx)
+	first := startFixturePS(t, func(c *PSConfig) {
+		c.Settings.MinWorkers, c.Listen, c.RunDir, c.Target = 2, addr, dir, 0.99
+		c.Settings.Patience = 1 << 20
+		c.OnApplied = func(s Status) {
+			if s.Version >= 3 {
+				stopFirst()
+			}
+		}
+	})
+	errs := make(chan error, 2)
+	for _, name := range []string{"a", "b"} {
+		go func() {
+			errs <- RunWorker(ctx, WorkerConfig{URL: "nats://" + addr, Name: name, Memory: 1 << 30, Cores: 1,
+				Slowdown: 3, Seed: 1, GiveUp: 30 * time.Second, Log: quietLog})
+		}()
+	}
+	sum1, err := first.Run(interrupt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	if sum1.StopReason != "interrupted" || sum1.Version < 3 {
+		t.Fatalf("first run: %+v", sum1)
+	}
+
+	var firstVersion atomic.Int64
+	second := startFixturePS(t, func(c *PSConfig) {
+		c.Settings.MinWorkers, c.Listen, c.RunDir, c.Resume, c.Target = 2, addr, dir, true, 0.75
+		c.OnApplied = func(s Status) { firstVersion.CompareAndSwap(0, s.Version) }
+	})
+	sum2, err := second.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !sum2.ReachedTarget || sum2.ResumedFrom != sum1.Version || firstVersion.Load() != sum1.Version+1 {
+		t.Fatalf("resumed run: %+v; first version after resume %d, checkpoint at %d", sum2, firstVersion.Load(), sum1.Version)
+	}
+	if sum2.UpdatesTotal <= sum1.UpdatesTotal || sum2.Workers != 2 {
+		t.Fatalf("counters did not carry over: before %+v, after %+v", sum1, sum2)
+	}
+	for name, w := range sum2.PerWorker {
+		if w.Joins < 2 {
+			t.Errorf("worker %s joined %d times, want a rejoin after the restart", name, w.Joins)
+		}
+	}
+	c := sum2.Chunks
+	if c.Cut != c.Acked+c.Outstanding+c.Queued || c.Returned == 0 {
+		t.Fatalf("chunk accounting %+v", c)
+	}
+	// Resuming a run that has ended is refused.
+	_, err = StartPS(second.cfg)
+	if err == nil || !strings.Contains(err.Error(), "ended") {
+		t.Fatalf("resume of an ended run: %v", err)
 	}
 }

@@ -6,11 +6,15 @@
 //
 // Subjects, under a run prefix P (default "hermes"):
 //
-//	P.join    request/reply: a worker's wire.Join, answered by wire.Welcome
-//	P.ps      workers to server: reports and updates
-//	P.w.<name>  server to the worker called name: models, chunk data, work,
-//	          stop. A worker subscribes before it joins, so nothing the
-//	          server sends right after the welcome is lost.
+//	P.join      request/reply: a worker's wire.Join, answered by wire.Welcome
+//	P.hb        request/reply: a worker's wire.Heartbeat, answered by the
+//	            same, or by wire.Rejoin when the server does not know it
+//	P.ps        workers to server: reports and updates
+//	P.log.NAME  a worker's log records, JSON lines, for the central log
+//	P.w.NAME.ID server to the worker called NAME, in its session ID: models,
+//	            chunk data, work, stop. A worker subscribes before it joins,
+//	            so nothing the server sends right after the welcome is lost,
+//	            and drops what was sent to an earlier session of its own.
 package cluster
 
 import (
@@ -20,12 +24,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/nn"
@@ -44,17 +50,24 @@ type PSConfig struct {
 	Train, Val *data.Dataset
 	Test       *data.Dataset
 	Spec       nn.Spec
+	ModelMeta  map[string]string // saved with the final model (the input normalization)
 	Seed       uint64
 	Target     float64 // stop when the test accuracy reaches it (0: never)
 	// NATS is the URL of an existing NATS server; empty starts an
 	// embedded one on Listen (host:port; port -1 picks a free one).
-	NATS   string
-	Listen string
-	Prefix string
-	// Token, when set, is required of every client of the embedded NATS
-	// server, and presented to an external one.
-	Token string
-	Log   *slog.Logger
+	NATS     string
+	Listen   string
+	Prefix   string
+	Security Security
+	Log      *slog.Logger
+	// RunDir keeps the checkpoint, final model, summary and logs (see
+	// runDir); empty keeps nothing. Resume continues the run checkpointed
+	// there.
+	RunDir string
+	Resume bool
+	// CheckpointEvery is how often the state is saved while the run goes
+	// (it is also saved on interruption); 0 means 30 s.
+	CheckpointEvery time.Duration
 	// OnApplied, when set, is called after each measured change of the
 	// global model (from the server's goroutine).
 	OnApplied func(Status)
@@ -78,6 +91,7 @@ type WorkerStatus struct {
 	Major     int     `json:"major"`
 	Minor     int     `json:"minor"`
 	LastLoss  float64 `json:"last_loss"`
+	Joins     int     `json:"joins"` // 1, plus one per rejoin
 }
 
 // Summary is the outcome of a run; its JSON is what `hermes ps --json` and
@@ -91,31 +105,42 @@ type Summary struct {
 	UpdatesTotal  int64                   `json:"updates_total"`
 	Workers       int                     `json:"workers"`
 	StopReason    string                  `json:"stop_reason"`
+	Version       int64                   `json:"version"`      // global-model changes so far
+	ResumedFrom   int64                   `json:"resumed_from"` // the version a resumed run started at (0: not resumed)
 	Lost          int                     `json:"lost_workers"` // timed out; their chunks were handed out again
+	Chunks        protocol.DispenserStats `json:"chunks"`
 	PerWorker     map[string]WorkerStatus `json:"per_worker"`
+	RunDir        string                  `json:"run_dir,omitempty"`
+	Archive       string                  `json:"archive,omitempty"`
 }
 
 // PS is a running parameter server.
 type PS struct {
-	cfg    PSConfig
-	ns     *server.Server
-	nc     *nats.Conn
-	srv    *protocol.Server
-	model  *nn.Model
-	inbox  chan inbound
-	subs   []*nats.Subscription
-	names  map[protocol.WorkerID]string
-	status map[protocol.WorkerID]*WorkerStatus
-	seen   map[protocol.WorkerID]time.Time // last message from each live worker
-	bytes  atomic.Int64
-	start  time.Time
-	sum    Summary
-	once   sync.Once
+	cfg   PSConfig
+	log   *slog.Logger
+	ns    *server.Server
+	nc    *nats.Conn
+	srv   *protocol.Server
+	model *nn.Model
+	rd    *runDir
+	inbox chan inbound
+	subs  []*nats.Subscription
+
+	names      map[protocol.WorkerID]string    // every worker that joined
+	live       map[protocol.WorkerID]time.Time // last word from each live worker
+	status     map[string]*WorkerStatus        // by name, across rejoins
+	nextWorker int64
+	bytes      atomic.Int64
+	start      time.Time
+	offset     time.Duration // run time before a resume
+	lastSave   time.Time
+	sum        Summary
+	once       sync.Once
 }
 
 type inbound struct {
 	msg   any
-	reply func(any) // set for joins: a wire.Welcome, or a wire.Stop to refuse
+	reply func(any) // set for requests: joins and heartbeats
 }
 
 // StartPS starts the server (and, without cfg.NATS, an embedded NATS).
@@ -126,90 +151,181 @@ func StartPS(cfg PSConfig) (*PS, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = 30 * time.Second
+	}
+	if cfg.Resume && cfg.RunDir == "" {
+		return nil, fmt.Errorf("resume: needs the run dir of the run to continue")
+	}
+	if err := cfg.Security.Validate(); err != nil {
+		return nil, err
+	}
 	m, err := nn.Build(cfg.Spec, cfg.Train.Shape, cfg.Train.Classes)
 	if err != nil {
 		return nil, err
 	}
 	m.Init(cfg.Seed)
-	p := &PS{cfg: cfg, model: m, inbox: make(chan inbound, 1024),
-		names: map[protocol.WorkerID]string{}, status: map[protocol.WorkerID]*WorkerStatus{},
-		seen: map[protocol.WorkerID]time.Time{}}
-	if p.cfg.Timeout == 0 {
-		p.cfg.Timeout = 10 * time.Second
-	}
-	p.srv, err = protocol.NewServer(cfg.Settings, m.Params(), cfg.Train.Len(), p, rand.New(rand.NewPCG(cfg.Seed, 0x6469737065)))
-	if err != nil {
+	m.Meta = cfg.ModelMeta
+	p := &PS{cfg: cfg, model: m, inbox: make(chan inbound, 1024), log: cfg.Log,
+		names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{}, status: map[string]*WorkerStatus{}}
+	if err := p.openState(); err != nil {
+		p.Close()
 		return nil, err
 	}
+	if err := p.connect(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// openState opens the run dir and builds the protocol server, fresh or
+// from the checkpoint.
+func (p *PS) openState() error {
+	cfg := p.cfg
+	if cfg.RunDir != "" {
+		var err error
+		if p.rd, err = openRunDir(cfg.RunDir); err != nil {
+			return err
+		}
+		file := slog.NewJSONHandler(nodeWriter{p.rd, "ps"}, nil).WithAttrs([]slog.Attr{slog.String("node", "ps")})
+		p.log = slog.New(slog.NewMultiHandler(cfg.Log.Handler(), file))
+	}
+	// Passes after a checkpoint are shuffled from the seed and the
+	// version, so a resumed run is as reproducible as a fresh one.
+	if !cfg.Resume {
+		var err error
+		p.srv, err = protocol.NewServer(cfg.Settings, p.model.Params(), cfg.Train.Len(), p, rand.New(rand.NewPCG(cfg.Seed, 0x6469737065)))
+		return err
+	}
+	st, err := loadState(cfg.RunDir)
+	if err != nil {
+		return err
+	}
+	if n := len(st.Protocol.Params); n != len(p.model.Params()) {
+		return fmt.Errorf("resume: checkpoint has a model of %d parameters, --model gives %d", n, len(p.model.Params()))
+	}
+	p.srv, err = protocol.RestoreServer(cfg.Settings, st.Protocol, cfg.Train.Len(), p,
+		rand.New(rand.NewPCG(cfg.Seed, uint64(st.Protocol.Version))))
+	if err != nil {
+		return fmt.Errorf("resume from %s: %w", cfg.RunDir, err)
+	}
+	p.sum = st.Summary
+	p.sum.ResumedFrom = st.Protocol.Version
+	p.nextWorker = st.NextWorker
+	p.offset = st.Protocol.Now
+	for name, ws := range st.Summary.PerWorker {
+		p.status[name] = &ws
+	}
+	p.log.Info("resumed", "run_dir", cfg.RunDir, "version", st.Protocol.Version, "elapsed", p.offset.Round(time.Millisecond))
+	return nil
+}
+
+// connect starts the embedded NATS server if there is to be one, connects,
+// and subscribes.
+func (p *PS) connect() error {
+	cfg := p.cfg
+	opts := []nats.Option{nats.Name("hermes-ps"), nats.MaxReconnects(-1)}
 	url := cfg.NATS
 	if url == "" {
 		host, port, err := splitListen(cfg.Listen)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		p.ns, err = server.NewServer(&server.Options{Host: host, Port: port, NoLog: true, NoSigs: true,
-			MaxPayload: maxPayload, Authorization: cfg.Token})
+		o := &server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, MaxPayload: maxPayload}
+		// The server admits itself by a key of its own, made for this run.
+		self, err := nkeys.CreateUser()
 		if err != nil {
-			return nil, fmt.Errorf("embedded nats: %w", err)
+			return err
+		}
+		if err := cfg.Security.serverOptions(o, self); err != nil {
+			return err
+		}
+		if p.ns, err = server.NewServer(o); err != nil {
+			return fmt.Errorf("embedded nats: %w", err)
 		}
 		go p.ns.Start()
 		if !p.ns.ReadyForConnections(10 * time.Second) {
-			return nil, fmt.Errorf("embedded nats on %s: not ready", cfg.Listen)
+			return fmt.Errorf("embedded nats on %s: not ready (is the port taken?)", cfg.Listen)
 		}
 		url = p.ns.ClientURL()
+		// In process: no TLS to itself, no port to reach.
+		opts = append(opts, nats.InProcessServer(p.ns), nats.Token(cfg.Security.Token))
+		if len(cfg.Security.NKeyUsers) > 0 {
+			pub, _ := self.PublicKey()
+			opts = append(opts, nats.Nkey(pub, self.Sign))
+		}
+	} else {
+		co, err := cfg.Security.clientOptions()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, co...)
 	}
-	if p.nc, err = nats.Connect(url, nats.Name("hermes-ps"), nats.Token(cfg.Token)); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("connect %s: %w", url, err)
+	var err error
+	if p.nc, err = nats.Connect(url, opts...); err != nil {
+		return fmt.Errorf("connect %s: %w", url, err)
 	}
 	if p.nc.MaxPayload() < 8<<20 {
-		cfg.Log.Warn("nats max_payload is small; large chunks will be refused", "max_payload", p.nc.MaxPayload())
+		p.log.Warn("nats max_payload is small; large chunks will be refused", "max_payload", p.nc.MaxPayload())
 	}
-	for subj, withReply := range map[string]bool{cfg.Prefix + ".join": true, cfg.Prefix + ".ps": false} {
-		sub, err := p.nc.Subscribe(subj, func(msg *nats.Msg) { p.receive(msg, withReply) })
+	subs := map[string]func(*nats.Msg){
+		cfg.Prefix + ".join":  func(m *nats.Msg) { p.receive(m, true) },
+		cfg.Prefix + ".hb":    func(m *nats.Msg) { p.receive(m, true) },
+		cfg.Prefix + ".ps":    func(m *nats.Msg) { p.receive(m, false) },
+		cfg.Prefix + ".log.*": p.receiveLog,
+	}
+	for subj, h := range subs {
+		sub, err := p.nc.Subscribe(subj, h)
 		if err != nil {
-			p.Close()
-			return nil, err
+			return err
 		}
 		p.subs = append(p.subs, sub)
 	}
-	return p, nil
+	return nil
 }
 
 func splitListen(listen string) (string, int, error) {
 	if listen == "" {
 		return "127.0.0.1", -1, nil
 	}
-	var host string
-	var port int
-	for i := len(listen) - 1; i >= 0; i-- {
-		if listen[i] == ':' {
-			host = listen[:i]
-			if _, err := fmt.Sscanf(listen[i+1:], "%d", &port); err != nil {
-				return "", 0, fmt.Errorf("--listen %q: bad port", listen)
-			}
-			return host, port, nil
-		}
+	i := strings.LastIndex(listen, ":")
+	if i < 0 {
+		return "", 0, fmt.Errorf("--listen %q: want host:port", listen)
 	}
-	return "", 0, fmt.Errorf("--listen %q: want host:port", listen)
+	var port int
+	if _, err := fmt.Sscanf(listen[i+1:], "%d", &port); err != nil {
+		return "", 0, fmt.Errorf("--listen %q: bad port", listen)
+	}
+	return listen[:i], port, nil
 }
 
 // URL returns the NATS URL workers connect to.
-func (p *PS) URL() string { return p.nc.ConnectedUrl() }
+func (p *PS) URL() string {
+	if p.ns != nil {
+		return p.ns.ClientURL()
+	}
+	return p.nc.ConnectedUrl()
+}
 
 // receive decodes a message on a NATS goroutine and queues it for the
 // server's loop. Undecodable input is logged and dropped.
-func (p *PS) receive(msg *nats.Msg, join bool) {
+func (p *PS) receive(msg *nats.Msg, request bool) {
 	p.bytes.Add(int64(len(msg.Data)))
 	m, err := wire.Decode(msg.Data)
 	if err != nil {
-		p.cfg.Log.Warn("rejected message", "subject", msg.Subject, "bytes", len(msg.Data), "err", err)
+		p.log.Warn("rejected message", "subject", msg.Subject, "bytes", len(msg.Data), "err", err)
 		return
 	}
 	in := inbound{msg: m}
-	if join {
-		if _, ok := m.(wire.Join); !ok {
-			p.cfg.Log.Warn("rejected message", "subject", msg.Subject, "err", fmt.Sprintf("%T on the join subject", m))
+	if request {
+		switch m.(type) {
+		case wire.Join, wire.Heartbeat:
+		default:
+			p.log.Warn("rejected message", "subject", msg.Subject, "err", fmt.Sprintf("%T on a request subject", m))
 			return
 		}
 		in.reply = func(w any) {
@@ -221,7 +337,26 @@ func (p *PS) receive(msg *nats.Msg, join bool) {
 	select {
 	case p.inbox <- in:
 	default:
-		p.cfg.Log.Warn("inbox full, message dropped", "subject", msg.Subject)
+		p.log.Warn("inbox full, message dropped", "subject", msg.Subject)
+	}
+}
+
+// receiveLog writes a worker's log line to the run dir.
+func (p *PS) receiveLog(msg *nats.Msg) {
+	if p.rd == nil {
+		return
+	}
+	name := msg.Subject[strings.LastIndex(msg.Subject, ".")+1:]
+	line, err := nodeLine(name, msg.Data)
+	if err == nil && !validName(name) {
+		err = fmt.Errorf("worker name %q", name)
+	}
+	if err != nil {
+		p.log.Warn("rejected log line", "subject", msg.Subject, "err", err)
+		return
+	}
+	if err := p.rd.write(name, line); err != nil {
+		p.log.Warn("log", "err", err)
 	}
 }
 
@@ -232,68 +367,144 @@ func (p *PS) ValidationLoss(params []float32) float64 {
 	return loss
 }
 
-// Run serves until the protocol stops or ctx ends.
+// Run serves until the protocol stops or ctx ends. When ctx ends first
+// (SIGTERM), the state is checkpointed and the workers are left waiting,
+// to reconnect to `hermes ps --resume`.
 func (p *PS) Run(ctx context.Context) (Summary, error) {
-	p.start = time.Now()
+	p.start = time.Now().Add(-p.offset)
+	p.lastSave = time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for !p.srv.Stopped() {
 		select {
 		case <-ctx.Done():
-			p.step(protocol.Halt{Reason: "interrupted"})
+			return p.interrupt()
 		case <-tick.C:
 			p.expire()
 			p.step(protocol.Tick{})
+			if p.rd != nil && time.Since(p.lastSave) >= p.cfg.CheckpointEvery {
+				if err := p.checkpoint(); err != nil {
+					p.log.Error("checkpoint", "err", err)
+				}
+			}
 		case in := <-p.inbox:
 			p.handle(in)
 		}
 	}
-	p.sum.WallSeconds = time.Since(p.start).Seconds()
-	p.sum.BytesTotal = p.bytes.Load()
-	p.sum.Workers = len(p.names)
-	p.sum.PerWorker = map[string]WorkerStatus{}
-	for id, st := range p.status {
-		p.sum.PerWorker[p.names[id]] = *st
-	}
 	p.nc.Flush()
-	return p.sum, nil
+	sum := p.summary()
+	if p.rd == nil {
+		return sum, nil
+	}
+	if err := p.finish(&sum); err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+func (p *PS) summary() Summary {
+	sum := p.sum
+	sum.WallSeconds = p.elapsed().Seconds()
+	sum.BytesTotal = p.bytes.Load()
+	sum.Workers = len(p.status)
+	sum.Version = p.srv.Version()
+	sum.Chunks = p.srv.Dispenser().Stats()
+	sum.PerWorker = map[string]WorkerStatus{}
+	for name, st := range p.status {
+		sum.PerWorker[name] = *st
+	}
+	sum.RunDir = p.cfg.RunDir
+	return sum
+}
+
+func (p *PS) elapsed() time.Duration { return time.Since(p.start) }
+
+// checkpoint saves the server's state in the run dir.
+func (p *PS) checkpoint() error {
+	p.lastSave = time.Now()
+	p.step(protocol.Tick{}) // bring the protocol's clock to now
+	st := psState{Protocol: p.srv.Checkpoint(), NextWorker: p.nextWorker, Summary: p.summary()}
+	if err := saveState(p.cfg.RunDir, st); err != nil {
+		return err
+	}
+	p.log.Info("checkpoint", "version", st.Protocol.Version, "elapsed", st.Protocol.Now.Round(time.Millisecond))
+	return nil
+}
+
+func (p *PS) interrupt() (Summary, error) {
+	p.sum.StopReason = "interrupted"
+	if p.rd == nil {
+		return p.summary(), nil
+	}
+	if err := p.checkpoint(); err != nil {
+		return p.summary(), fmt.Errorf("checkpoint on interruption: %w", err)
+	}
+	p.log.Info("interrupted; resume with --resume", "run_dir", p.cfg.RunDir)
+	return p.summary(), nil
+}
+
+// finish saves the final model, the summary and the ended state, and
+// archives the run dir.
+func (p *PS) finish(sum *Summary) error {
+	copy(p.model.Params(), p.srv.Params())
+	if err := p.model.Save(p.cfg.RunDir + "/model.safetensors"); err != nil {
+		return err
+	}
+	if err := saveState(p.cfg.RunDir, psState{Protocol: p.srv.Checkpoint(), NextWorker: p.nextWorker, Summary: *sum}); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(sum, "", "  ")
+	if err := p.rd.writeFile("summary.json", append(b, '\n')); err != nil {
+		return err
+	}
+	arch, err := p.rd.archive()
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	sum.Archive = arch
+	return nil
 }
 
 // expire takes workers that have been silent too long for gone: the
 // protocol returns their unacknowledged chunks to the queue.
 func (p *PS) expire() {
-	ids := make([]protocol.WorkerID, 0, len(p.seen))
-	for id, t := range p.seen {
+	var ids []protocol.WorkerID
+	for id, t := range p.live {
 		if time.Since(t) > p.cfg.Timeout {
 			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		delete(p.seen, id)
 		p.sum.Lost++
-		p.cfg.Log.Warn("worker timed out", "worker", p.names[id], "after", p.cfg.Timeout)
-		p.step(protocol.Leave{Worker: id})
+		p.log.Warn("worker timed out", "worker", p.names[id], "after", p.cfg.Timeout)
+		p.drop(id)
 	}
 }
 
-// alive records that a worker spoke; messages from a worker already taken
-// for gone are ignored.
+func (p *PS) drop(id protocol.WorkerID) {
+	delete(p.live, id)
+	p.step(protocol.Leave{Worker: id})
+}
+
+// alive records that a worker spoke; messages from a worker not live (timed
+// out, replaced by a rejoin, or of a server before a restart) are ignored.
 func (p *PS) alive(id protocol.WorkerID) bool {
-	if _, ok := p.seen[id]; !ok {
+	if _, ok := p.live[id]; !ok {
 		return false
 	}
-	p.seen[id] = time.Now()
+	p.live[id] = time.Now()
 	return true
 }
 
 // account records a worker's report for the status table; it returns
-// false for a worker already taken for gone, whose messages are dropped.
+// false for a worker not live, whose messages are dropped.
 func (p *PS) account(r protocol.Report, major bool) bool {
 	if !p.alive(r.Worker) {
+		p.log.Debug("message from a worker not live", "id", r.Worker)
 		return false
 	}
-	st := p.status[r.Worker]
+	st := p.status[p.names[r.Worker]]
 	if major {
 		st.Major++
 	} else {
@@ -314,28 +525,13 @@ func shape32(s []int) []int32 {
 func (p *PS) handle(in inbound) {
 	switch m := in.msg.(type) {
 	case wire.Heartbeat:
-		p.alive(protocol.WorkerID(m.Worker))
+		if p.alive(protocol.WorkerID(m.Worker)) {
+			in.reply(m)
+		} else {
+			in.reply(wire.Rejoin{Reason: "unknown worker"})
+		}
 	case wire.Join:
-		if !validName(m.Name) {
-			in.reply(wire.Stop{Reason: fmt.Sprintf("worker name %q: use letters, digits, - and _", m.Name)})
-			return
-		}
-		for _, n := range p.names {
-			if n == m.Name {
-				in.reply(wire.Stop{Reason: fmt.Sprintf("worker name %q is taken", m.Name)})
-				return
-			}
-		}
-		id := protocol.WorkerID(len(p.names))
-		p.names[id] = m.Name
-		p.status[id] = &WorkerStatus{}
-		p.seen[id] = time.Now()
-		spec, _ := json.Marshal(p.cfg.Spec)
-		st, _ := json.Marshal(p.cfg.Settings)
-		in.reply(wire.Welcome{Worker: int64(id), Spec: string(spec), Settings: string(st), Shape: shape32(p.cfg.Train.Shape),
-			Classes: int64(p.cfg.Train.Classes), LocalLR: p.cfg.LocalLR})
-		p.cfg.Log.Info("worker joined", "worker", m.Name, "id", id, "memory_mb", m.MemoryBytes>>20, "cores", m.Cores)
-		p.step(protocol.Register{Worker: id, MemoryBytes: m.MemoryBytes, Cores: m.Cores})
+		p.join(m, in.reply)
 	case protocol.Report:
 		if p.account(m, false) {
 			p.step(m)
@@ -346,13 +542,49 @@ func (p *PS) handle(in inbound) {
 			p.step(m)
 		}
 	default:
-		p.cfg.Log.Warn("rejected message", "type", fmt.Sprintf("%T", m))
+		p.log.Warn("rejected message", "type", fmt.Sprintf("%T", m))
 	}
 }
 
+// join admits a worker. A name that is live already is a worker that
+// restarted or lost its connection: its old session is dropped (its chunks
+// go back to the queue) and it starts afresh.
+func (p *PS) join(m wire.Join, reply func(any)) {
+	if !validName(m.Name) || m.Name == "ps" {
+		reply(wire.Stop{Reason: fmt.Sprintf("worker name %q: use letters, digits, - and _ (and not \"ps\")", m.Name)})
+		return
+	}
+	if m.Version != fmt.Sprint(wire.Version) {
+		reply(wire.Stop{Reason: fmt.Sprintf("wire version %s, the server speaks %d", m.Version, wire.Version)})
+		return
+	}
+	for id := range p.live {
+		if p.names[id] == m.Name {
+			p.log.Info("worker rejoined; its previous session is dropped", "worker", m.Name, "old_id", id)
+			p.drop(id)
+		}
+	}
+	id := protocol.WorkerID(p.nextWorker)
+	p.nextWorker++
+	p.names[id] = m.Name
+	p.live[id] = time.Now()
+	st, ok := p.status[m.Name]
+	if !ok {
+		st = &WorkerStatus{}
+		p.status[m.Name] = st
+	}
+	st.Joins++
+	spec, _ := json.Marshal(p.cfg.Spec)
+	settings, _ := json.Marshal(p.cfg.Settings)
+	reply(wire.Welcome{Worker: int64(id), Spec: string(spec), Settings: string(settings), Shape: shape32(p.cfg.Train.Shape),
+		Classes: int64(p.cfg.Train.Classes), LocalLR: p.cfg.LocalLR})
+	p.log.Info("worker joined", "worker", m.Name, "id", id, "memory_mb", m.MemoryBytes>>20, "cores", m.Cores)
+	p.step(protocol.Register{Worker: id, MemoryBytes: m.MemoryBytes, Cores: m.Cores})
+}
+
 func (p *PS) step(ev protocol.Event) {
-	if err := p.srv.Step(time.Since(p.start), ev); err != nil {
-		p.cfg.Log.Warn("rejected event", "err", err)
+	if err := p.srv.Step(p.elapsed(), ev); err != nil {
+		p.log.Warn("rejected event", "err", err)
 	}
 	for _, a := range p.srv.Ready() {
 		p.act(a)
@@ -362,12 +594,12 @@ func (p *PS) step(ev protocol.Event) {
 func (p *PS) publish(to protocol.WorkerID, m any) {
 	b, err := wire.Encode(nil, m, wire.FP32)
 	if err != nil {
-		p.cfg.Log.Error("encode", "err", err)
+		p.log.Error("encode", "err", err)
 		return
 	}
 	p.bytes.Add(int64(len(b)))
-	if err := p.nc.Publish(p.cfg.Prefix+".w."+p.names[to], b); err != nil {
-		p.cfg.Log.Warn("publish", "worker", to, "err", err)
+	if err := p.nc.Publish(fmt.Sprintf("%s.w.%s.%d", p.cfg.Prefix, p.names[to], to), b); err != nil {
+		p.log.Warn("publish", "worker", p.names[to], "err", err)
 	}
 }
 
@@ -376,58 +608,72 @@ func (p *PS) act(a protocol.Action) {
 	case protocol.SendModel:
 		p.publish(a.To, wire.Model{Version: a.Version, Params: a.Params})
 	case protocol.Assign:
-		idx := make([]int, len(a.Work.Chunk.Indices))
-		for i, v := range a.Work.Chunk.Indices {
-			idx[i] = int(v)
-		}
-		sub := p.cfg.Train.Subset(idx)
-		shape := shape32(sub.Shape)
-		// Split the rows so that each message fits the transport's limit.
-		size := sub.SampleSize()
-		per := max(1, int(p.nc.MaxPayload()-4096)/(4*size+4))
-		for lo := 0; lo < sub.Len(); lo += per {
-			hi := min(lo+per, sub.Len())
-			p.publish(a.To, wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(sub.Len()),
-				Shape: shape, X: sub.X[lo*size : hi*size], Y: sub.Y[lo:hi]})
-		}
-		p.publish(a.To, a.Work)
-		if st, ok := p.status[a.To]; ok {
-			st.Chunk, st.MiniBatch = len(idx), a.Work.MiniBatch
-		}
+		p.assign(a)
+	case protocol.Resized:
+		p.log.Info("resized", "worker", p.names[a.Worker], "chunk", a.Chunk, "mini_batch", a.MiniBatch, "predicted", a.Predicted.Round(time.Millisecond))
 	case protocol.Applied:
-		if a.Evals == 0 {
-			return
-		}
-		copy(p.model.Params(), p.srv.Params())
-		_, acc := p.model.Evaluate(p.cfg.Test.X, p.cfg.Test.Y, p.cfg.Test.Len(), 500)
-		p.sum.FinalAccuracy = acc
-		p.sum.BestAccuracy = max(p.sum.BestAccuracy, acc)
-		if p.cfg.OnApplied != nil {
-			st := Status{Elapsed: time.Since(p.start), Version: a.Version, Accuracy: acc, Workers: map[string]WorkerStatus{}}
-			for id, w := range p.status {
-				st.Workers[p.names[id]] = *w
-			}
-			p.cfg.OnApplied(st)
-		}
-		if p.cfg.Target > 0 && acc >= p.cfg.Target && !p.sum.ReachedTarget {
-			p.sum.ReachedTarget = true
-			p.step(protocol.Halt{Reason: "target accuracy"})
+		if a.Evals > 0 {
+			p.measure(a)
 		}
 	case protocol.Stop:
 		p.sum.StopReason = a.Reason
-		ids := make([]protocol.WorkerID, 0, len(p.names))
-		for id := range p.names {
+		ids := make([]protocol.WorkerID, 0, len(p.live))
+		for id := range p.live {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
 		for _, id := range ids {
 			p.publish(id, wire.Stop{Reason: a.Reason})
 		}
-		p.cfg.Log.Info("stop", "reason", a.Reason)
+		p.log.Info("stop", "reason", a.Reason, "version", p.srv.Version())
 	}
 }
 
-// validName reports whether name can be a NATS subject token.
+// assign sends a chunk's samples, split so that each message fits the
+// transport's limit, and then its work order.
+func (p *PS) assign(a protocol.Assign) {
+	idx := make([]int, len(a.Work.Chunk.Indices))
+	for i, v := range a.Work.Chunk.Indices {
+		idx[i] = int(v)
+	}
+	sub := p.cfg.Train.Subset(idx)
+	shape := shape32(sub.Shape)
+	size := sub.SampleSize()
+	per := max(1, int(p.nc.MaxPayload()-4096)/(4*size+4))
+	for lo := 0; lo < sub.Len(); lo += per {
+		hi := min(lo+per, sub.Len())
+		p.publish(a.To, wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(sub.Len()),
+			Shape: shape, X: sub.X[lo*size : hi*size], Y: sub.Y[lo:hi]})
+	}
+	p.publish(a.To, a.Work)
+	if st, ok := p.status[p.names[a.To]]; ok {
+		st.Chunk, st.MiniBatch = len(idx), a.Work.MiniBatch
+	}
+}
+
+// measure evaluates the global model on the test set after a validated
+// change, and stops the run at the target.
+func (p *PS) measure(a protocol.Applied) {
+	copy(p.model.Params(), p.srv.Params())
+	_, acc := p.model.Evaluate(p.cfg.Test.X, p.cfg.Test.Y, p.cfg.Test.Len(), 500)
+	p.sum.FinalAccuracy = acc
+	p.sum.BestAccuracy = max(p.sum.BestAccuracy, acc)
+	p.log.Info("global model", "version", a.Version, "val_loss", a.ValLoss, "test_accuracy", acc, "from", a.From)
+	if p.cfg.OnApplied != nil {
+		st := Status{Elapsed: p.elapsed(), Version: a.Version, Accuracy: acc, Workers: map[string]WorkerStatus{}}
+		for name, w := range p.status {
+			st.Workers[name] = *w
+		}
+		p.cfg.OnApplied(st)
+	}
+	if p.cfg.Target > 0 && acc >= p.cfg.Target && !p.sum.ReachedTarget {
+		p.sum.ReachedTarget = true
+		p.step(protocol.Halt{Reason: "target accuracy"})
+	}
+}
+
+// validName reports whether name can be a NATS subject token and a file
+// name.
 func validName(name string) bool {
 	if name == "" || len(name) > 64 {
 		return false
@@ -440,7 +686,8 @@ func validName(name string) bool {
 	return true
 }
 
-// Close stops the server's connection and its embedded NATS.
+// Close stops the server's connection and its embedded NATS, and closes
+// the run dir's logs.
 func (p *PS) Close() {
 	p.once.Do(func() {
 		if p.nc != nil {
@@ -448,6 +695,9 @@ func (p *PS) Close() {
 		}
 		if p.ns != nil {
 			p.ns.Shutdown()
+		}
+		if p.rd != nil {
+			p.rd.close()
 		}
 	})
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -30,12 +31,19 @@ type WorkerConfig struct {
 	// after each chunk it sleeps (Slowdown-1) times the training time.
 	Slowdown float64
 	Seed     uint64
-	Token    string // the server's token, if it requires one
+	Security Security
 	Log      *slog.Logger
+	// GiveUp is how long the worker keeps trying to reach a server that
+	// does not answer (not started yet, restarting, network down) before
+	// it fails; 0 means 10 minutes.
+	GiveUp time.Duration
 }
 
+const heartbeatEvery = time.Second
+
 // RunWorker joins the server at cfg.URL and trains until it is told to
-// stop or ctx ends.
+// stop or ctx ends. It joins again, as a new session, whenever the server
+// no longer knows it: after the server restarted, or timed it out.
 func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "hermes"
@@ -43,99 +51,131 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	cfg.Log = cfg.Log.With("worker", cfg.Name)
-	nc, err := nats.Connect(cfg.URL, nats.Name("hermes-worker-"+cfg.Name), nats.Token(cfg.Token))
+	if cfg.GiveUp == 0 {
+		cfg.GiveUp = 10 * time.Minute
+	}
+	if !validName(cfg.Name) || cfg.Name == "ps" {
+		return fmt.Errorf("worker name %q: use letters, digits, - and _ (and not \"ps\")", cfg.Name)
+	}
+	nc, err := dial(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("worker %s: connect %s: %w", cfg.Name, cfg.URL, err)
 	}
 	defer nc.Close()
-	inbox := make(chan any, 1024)
-	sub, err := nc.Subscribe(cfg.Prefix+".w."+cfg.Name, func(msg *nats.Msg) {
-		m, err := wire.Decode(msg.Data)
-		if err != nil {
-			cfg.Log.Warn("rejected message", "err", err)
+	// The worker's events go to its stderr and to the server's central log.
+	central := slog.NewJSONHandler(publisher{nc, cfg.Prefix + ".log." + cfg.Name}, nil)
+	log := slog.New(slog.NewMultiHandler(cfg.Log.Handler(), central)).With("worker", cfg.Name)
+	defer nc.Flush()
+
+	// Server-to-worker subjects end in the session's id, so that what was
+	// sent to an earlier session is told apart and dropped.
+	inbox := make(chan sessionMsg, 1024)
+	sub, err := nc.Subscribe(cfg.Prefix+".w."+cfg.Name+".*", func(msg *nats.Msg) {
+		id, err := strconv.ParseInt(msg.Subject[strings.LastIndex(msg.Subject, ".")+1:], 10, 64)
+		m, derr := wire.Decode(msg.Data)
+		if err != nil || derr != nil {
+			log.Warn("rejected message", "subject", msg.Subject, "err", errors.Join(err, derr))
 			return
 		}
-		inbox <- m
+		inbox <- sessionMsg{id, m}
 	})
 	if err != nil {
 		return fmt.Errorf("worker %s: subscribe: %w", cfg.Name, err)
 	}
 	defer sub.Unsubscribe()
-	join, _ := wire.Encode(nil, wire.Join{Name: cfg.Name, MemoryBytes: cfg.Memory, Cores: cfg.Cores, Version: fmt.Sprint(wire.Version)}, wire.FP32)
-	reply, err := nc.Request(cfg.Prefix+".join", join, 30*time.Second)
-	if err != nil {
-		return fmt.Errorf("worker %s: join: %w", cfg.Name, err)
-	}
-	m, err := wire.Decode(reply.Data)
-	if err != nil {
-		return fmt.Errorf("worker %s: welcome: %w", cfg.Name, err)
-	}
-	if stop, ok := m.(wire.Stop); ok {
-		return fmt.Errorf("worker %s: join refused: %s", cfg.Name, stop.Reason)
-	}
-	welcome, ok := m.(wire.Welcome)
-	if !ok {
-		return fmt.Errorf("worker %s: welcome: got %T", cfg.Name, m)
-	}
-	spec, err := nn.ParseSpec([]byte(welcome.Spec))
-	if err != nil {
-		return fmt.Errorf("worker %s: model spec from server: %w", cfg.Name, err)
-	}
-	st, err := protocol.ParseSettings([]byte(welcome.Settings))
-	if err != nil {
-		return fmt.Errorf("worker %s: settings from server: %w", cfg.Name, err)
-	}
-	var shape nn.Shape
-	for _, d := range welcome.Shape {
-		shape = append(shape, int(d))
-	}
-	model, err := nn.Build(spec, shape, int(welcome.Classes))
-	if err != nil {
-		return fmt.Errorf("worker %s: %w", cfg.Name, err)
-	}
-	id := protocol.WorkerID(welcome.Worker)
-	sm, err := protocol.NewWorker(id, st)
-	if err != nil {
-		return err
-	}
-	cfg.Log.Info("joined", "id", id, "params", len(model.Params()))
-
-	w := &clusterWorker{cfg: cfg, nc: nc, sm: sm, shape: shape, classes: int(welcome.Classes),
-		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
-		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
-		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}
-	// Heartbeats come from their own goroutine, so a long chunk does not
-	// look like a dead worker.
-	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
-	go func() {
-		hb, _ := wire.Encode(nil, wire.Heartbeat{Worker: int64(id)}, wire.FP32)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-hbCtx.Done():
-				return
-			case <-t.C:
-				nc.Publish(cfg.Prefix+".ps", hb)
-			}
-		}
-	}()
 	for {
+		welcome, err := join(ctx, nc, cfg)
+		if err != nil {
+			return fmt.Errorf("worker %s: %w", cfg.Name, err)
+		}
+		s, err := newSession(cfg, nc, log, welcome)
+		if err != nil {
+			return fmt.Errorf("worker %s: %w", cfg.Name, err)
+		}
+		stopped, err := s.run(ctx, inbox)
+		if err != nil || stopped {
+			return err
+		}
+		log.Info("rejoining", "old_id", welcome.Worker)
+	}
+}
+
+type sessionMsg struct {
+	session int64
+	msg     any
+}
+
+// publisher is an io.Writer for a slog.JSONHandler: every record is
+// published to subject. A log line is not worth failing a chunk for, so
+// errors are dropped.
+type publisher struct {
+	nc      *nats.Conn
+	subject string
+}
+
+func (p publisher) Write(b []byte) (int, error) {
+	p.nc.Publish(p.subject, b)
+	return len(b), nil
+}
+
+// dial connects, retrying while no server answers: a worker may start
+// before its server. A refusal (bad credentials, bad certificate) is final.
+func dial(ctx context.Context, cfg WorkerConfig) (*nats.Conn, error) {
+	opts, err := cfg.Security.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.Name("hermes-worker-"+cfg.Name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond), nats.ReconnectBufSize(64<<20))
+	deadline := time.Now().Add(cfg.GiveUp)
+	for {
+		nc, err := nats.Connect(cfg.URL, opts...)
+		if err == nil || !errors.Is(err, nats.ErrNoServers) || time.Now().After(deadline) {
+			return nc, err
+		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case m := <-inbox:
-			stop, err := w.handle(m)
-			if err != nil {
-				return fmt.Errorf("worker %s: %w", cfg.Name, err)
-			}
-			if stop {
-				return nil
-			}
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// join asks to take part until the server answers or cfg.GiveUp passes.
+func join(ctx context.Context, nc *nats.Conn, cfg WorkerConfig) (wire.Welcome, error) {
+	req, _ := wire.Encode(nil, wire.Join{Name: cfg.Name, MemoryBytes: cfg.Memory, Cores: cfg.Cores, Version: fmt.Sprint(wire.Version)}, wire.FP32)
+	deadline := time.Now().Add(cfg.GiveUp)
+	for {
+		reply, err := request(ctx, nc, cfg.Prefix+".join", req, 5*time.Second)
+		if err == nil {
+			m, err := wire.Decode(reply.Data)
+			switch m := m.(type) {
+			case wire.Welcome:
+				return m, nil
+			case wire.Stop:
+				return wire.Welcome{}, fmt.Errorf("join refused: %s", m.Reason)
+			}
+			return wire.Welcome{}, fmt.Errorf("join: answered with %T, %v", m, err)
+		}
+		if ctx.Err() != nil {
+			return wire.Welcome{}, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return wire.Welcome{}, fmt.Errorf("join: no server answered on %s for %v: %w", nc.ConnectedUrl(), cfg.GiveUp, err)
+		}
+		select {
+		case <-ctx.Done():
+			return wire.Welcome{}, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// request is a NATS request that ends at d or with ctx.
+func request(ctx context.Context, nc *nats.Conn, subject string, b []byte, d time.Duration) (*nats.Msg, error) {
+	c, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return nc.RequestWithContext(c, subject, b)
 }
 
 // FreeMemory returns the memory the system can give (MemAvailable in
@@ -155,9 +195,13 @@ func FreeMemory() int64 {
 	return 0
 }
 
-type clusterWorker struct {
+// session is one membership of a worker in a run, from a welcome to a stop
+// or a rejoin.
+type session struct {
 	cfg     WorkerConfig
 	nc      *nats.Conn
+	log     *slog.Logger
+	id      protocol.WorkerID
 	sm      *protocol.Worker
 	ct      *train.ChunkTrainer
 	rng     *rand.Rand
@@ -169,45 +213,115 @@ type clusterWorker struct {
 	got     map[int64]int // rows received of each chunk
 }
 
-func (w *clusterWorker) handle(m any) (stop bool, err error) {
+func newSession(cfg WorkerConfig, nc *nats.Conn, log *slog.Logger, welcome wire.Welcome) (*session, error) {
+	spec, err := nn.ParseSpec([]byte(welcome.Spec))
+	if err != nil {
+		return nil, fmt.Errorf("model spec from server: %w", err)
+	}
+	st, err := protocol.ParseSettings([]byte(welcome.Settings))
+	if err != nil {
+		return nil, fmt.Errorf("settings from server: %w", err)
+	}
+	var shape nn.Shape
+	for _, d := range welcome.Shape {
+		shape = append(shape, int(d))
+	}
+	model, err := nn.Build(spec, shape, int(welcome.Classes))
+	if err != nil {
+		return nil, err
+	}
+	id := protocol.WorkerID(welcome.Worker)
+	sm, err := protocol.NewWorker(id, st)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("joined", "id", id, "params", len(model.Params()))
+	return &session{cfg: cfg, nc: nc, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
+		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
+		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
+		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}, nil
+}
+
+// run serves the session until the server stops the worker (stopped), the
+// server no longer knows it (a rejoin: nil error, not stopped), or it
+// fails.
+func (s *session) run(ctx context.Context, inbox <-chan sessionMsg) (stopped bool, err error) {
+	// Heartbeats come from their own goroutine, so a long chunk does not
+	// look like a dead worker.
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	rejoin, lost := make(chan struct{}, 1), make(chan error, 1)
+	go s.heartbeat(hbCtx, rejoin, lost)
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-rejoin:
+			return false, nil
+		case err := <-lost:
+			return false, err
+		case m := <-inbox:
+			if m.session != int64(s.id) {
+				continue // sent to an earlier session
+			}
+			stop, err := s.handle(m.msg)
+			if err != nil || stop {
+				return stop, err
+			}
+		}
+	}
+}
+
+// heartbeat tells the server the worker is alive. It signals rejoin when
+// the server answers that it does not know the worker, and lost when no
+// server has answered for cfg.GiveUp.
+func (s *session) heartbeat(ctx context.Context, rejoin chan<- struct{}, lost chan<- error) {
+	hb, _ := wire.Encode(nil, wire.Heartbeat{Worker: int64(s.id)}, wire.FP32)
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		reply, err := request(ctx, s.nc, s.cfg.Prefix+".hb", hb, 3*heartbeatEvery)
+		if err != nil {
+			if ctx.Err() == nil && time.Since(last) > s.cfg.GiveUp {
+				lost <- fmt.Errorf("no answer from the server for %v: %w", s.cfg.GiveUp, err)
+				return
+			}
+			continue
+		}
+		last = time.Now()
+		if m, err := wire.Decode(reply.Data); err == nil {
+			if _, ok := m.(wire.Rejoin); ok {
+				rejoin <- struct{}{}
+				return
+			}
+		}
+	}
+}
+
+func (s *session) handle(m any) (stop bool, err error) {
 	switch m := m.(type) {
 	case wire.Model:
-		if len(w.params) > 0 && len(m.Params) != len(w.params) || len(m.Params) != len(w.ct.Model.Params()) {
-			return false, fmt.Errorf("model of %d values, want %d", len(m.Params), len(w.ct.Model.Params()))
+		if len(m.Params) != len(s.ct.Model.Params()) {
+			return false, fmt.Errorf("model of %d values, want %d", len(m.Params), len(s.ct.Model.Params()))
 		}
-		w.params = m.Params
-		err = w.sm.Step(protocol.ModelArrived{Version: m.Version})
+		s.params = m.Params
+		err = s.sm.Step(protocol.ModelArrived{Version: m.Version})
 	case wire.Data:
-		part := &data.Dataset{X: m.X, Y: m.Y, Classes: w.classes}
-		for _, s := range m.Shape {
-			part.Shape = append(part.Shape, int(s))
-		}
-		if !nn.Shape(part.Shape).Equal(w.shape) {
-			return false, fmt.Errorf("chunk %d has samples of shape %v, model wants %v", m.ChunkID, part.Shape, w.shape)
-		}
-		if err := part.Validate(); err != nil {
-			return false, fmt.Errorf("chunk %d: %w", m.ChunkID, err)
-		}
-		d, ok := w.chunks[m.ChunkID]
-		if !ok {
-			size := w.shape.Size()
-			d = &data.Dataset{X: make([]float32, int(m.Total)*size), Y: make([]int32, m.Total), Shape: part.Shape, Classes: w.classes}
-			w.chunks[m.ChunkID] = d
-		}
-		if int(m.Total) != d.Len() {
-			return false, fmt.Errorf("chunk %d: parts disagree on its size", m.ChunkID)
-		}
-		copy(d.X[int(m.Offset)*w.shape.Size():], part.X)
-		copy(d.Y[m.Offset:], part.Y)
-		w.got[m.ChunkID] += part.Len()
+		err = s.receive(m)
 	case protocol.Work:
-		d, ok := w.chunks[m.Chunk.ID]
-		if !ok || w.got[m.Chunk.ID] != d.Len() || d.Len() != len(m.Chunk.Indices) {
+		d, ok := s.chunks[m.Chunk.ID]
+		if !ok || s.got[m.Chunk.ID] != d.Len() || d.Len() != len(m.Chunk.Indices) {
 			return false, fmt.Errorf("work for chunk %d arrived without all its data", m.Chunk.ID)
 		}
-		err = w.sm.Step(protocol.WorkArrived{Work: m})
+		err = s.sm.Step(protocol.WorkArrived{Work: m})
 	case wire.Stop:
-		w.cfg.Log.Info("stopped by server", "reason", m.Reason)
+		s.log.Info("stopped by server", "reason", m.Reason)
 		return true, nil
 	default:
 		return false, fmt.Errorf("unexpected message %T", m)
@@ -215,54 +329,88 @@ func (w *clusterWorker) handle(m any) (stop bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	return false, w.act()
+	return false, s.act()
+}
+
+// receive files rows of a chunk. Chunks arrive while the worker trains on
+// the one before: that is the prefetch.
+func (s *session) receive(m wire.Data) error {
+	part := &data.Dataset{X: m.X, Y: m.Y, Classes: s.classes}
+	for _, d := range m.Shape {
+		part.Shape = append(part.Shape, int(d))
+	}
+	if !nn.Shape(part.Shape).Equal(s.shape) {
+		return fmt.Errorf("chunk %d has samples of shape %v, model wants %v", m.ChunkID, part.Shape, s.shape)
+	}
+	if err := part.Validate(); err != nil {
+		return fmt.Errorf("chunk %d: %w", m.ChunkID, err)
+	}
+	d, ok := s.chunks[m.ChunkID]
+	if !ok {
+		size := s.shape.Size()
+		d = &data.Dataset{X: make([]float32, int(m.Total)*size), Y: make([]int32, m.Total), Shape: part.Shape, Classes: s.classes}
+		s.chunks[m.ChunkID] = d
+	}
+	if int(m.Total) != d.Len() {
+		return fmt.Errorf("chunk %d: parts disagree on its size", m.ChunkID)
+	}
+	copy(d.X[int(m.Offset)*s.shape.Size():], part.X)
+	copy(d.Y[m.Offset:], part.Y)
+	s.got[m.ChunkID] += part.Len()
+	return nil
 }
 
 // act carries out the worker's actions; training happens here, on the
 // worker's own goroutine, as on a device.
-func (w *clusterWorker) act() error {
-	for actions := w.sm.Ready(); len(actions) > 0; actions = w.sm.Ready() {
+func (s *session) act() error {
+	for actions := s.sm.Ready(); len(actions) > 0; actions = s.sm.Ready() {
 		for _, a := range actions {
 			switch a := a.(type) {
 			case protocol.Train:
-				d := w.chunks[a.Work.Chunk.ID]
-				delete(w.chunks, a.Work.Chunk.ID)
-				delete(w.got, a.Work.Chunk.ID)
-				local := a.Work
-				local.Chunk.Indices = make([]int32, d.Len())
-				for i := range local.Chunk.Indices {
-					local.Chunk.Indices[i] = int32(i)
-				}
-				w.ct.Data = d
-				start := time.Now()
-				res := w.ct.Chunk(w.params, local, w.rng, w.grad)
-				w.grad = res.Grad
-				elapsed := time.Since(start)
-				if w.cfg.Slowdown > 1 {
-					time.Sleep(time.Duration(float64(elapsed) * (w.cfg.Slowdown - 1)))
-				}
-				if err := w.sm.Step(protocol.Trained{ChunkID: a.Work.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
-					TrainTime: time.Since(start), Samples: res.Samples, Steps: res.Steps}); err != nil {
+				if err := s.train(a.Work); err != nil {
 					return err
 				}
 			case protocol.SendUpdate:
-				if err := w.send(a.Update); err != nil {
-					return err
-				}
+				s.send(a.Update, a.Update.Report)
 			case protocol.SendReport:
-				if err := w.send(a.Report); err != nil {
-					return err
-				}
+				s.send(a.Report, a.Report)
 			}
 		}
 	}
 	return nil
 }
 
-func (w *clusterWorker) send(m any) error {
-	b, err := wire.Encode(nil, m, wire.FP32)
-	if err != nil {
-		return err
+func (s *session) train(w protocol.Work) error {
+	d := s.chunks[w.Chunk.ID]
+	delete(s.chunks, w.Chunk.ID)
+	delete(s.got, w.Chunk.ID)
+	local := w
+	local.Chunk.Indices = make([]int32, d.Len())
+	for i := range local.Chunk.Indices {
+		local.Chunk.Indices[i] = int32(i)
 	}
-	return w.nc.Publish(w.cfg.Prefix+".ps", b)
+	s.ct.Data = d
+	start := time.Now()
+	res := s.ct.Chunk(s.params, local, s.rng, s.grad)
+	s.grad = res.Grad
+	if s.cfg.Slowdown > 1 {
+		time.Sleep(time.Duration(float64(time.Since(start)) * (s.cfg.Slowdown - 1)))
+	}
+	return s.sm.Step(protocol.Trained{ChunkID: w.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
+		TrainTime: time.Since(start), Samples: res.Samples, Steps: res.Steps})
+}
+
+// send publishes a report or update. A failed send is logged, not fatal:
+// while the server is away the connection buffers, and a chunk whose
+// report is lost goes back to the queue when the server drops the session.
+func (s *session) send(m any, r protocol.Report) {
+	s.log.Info("chunk trained", "chunk", r.ChunkID, "samples", r.Samples, "steps", r.Steps, "loss", r.Loss,
+		"major", r.Decision.Major, "z", r.Decision.Z, "threshold", r.Decision.Thres, "train_ms", r.TrainTime.Milliseconds())
+	b, err := wire.Encode(nil, m, wire.FP32)
+	if err == nil {
+		err = s.nc.Publish(s.cfg.Prefix+".ps", b)
+	}
+	if err != nil {
+		s.log.Warn("send", "chunk", r.ChunkID, "err", err)
+	}
 }

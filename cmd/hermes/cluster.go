@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -33,9 +34,36 @@ type psFlags struct {
 	localLR  float64
 	listen   string
 	natsURL  string
-	token    string
+	sec      securityFlags
+	nkeyFile string
+	runDir   string
+	resume   bool
 	asJSON   bool
 	settings *protocol.Settings
+}
+
+// securityFlags are the credential and TLS flags of ps, worker and demo.
+type securityFlags struct{ token, nkeySeed, tlsCert, tlsKey, tlsCA string }
+
+func (s *securityFlags) register(fs *flag.FlagSet, server bool) {
+	fs.StringVar(&s.token, "token", os.Getenv("HERMES_TOKEN"), "shared secret every client must present (default $HERMES_TOKEN)")
+	fs.StringVar(&s.tlsCA, "tls-ca", "", map[bool]string{
+		true:  "CA file: require every client to present a certificate it signed (mutual TLS)",
+		false: "CA file that signed the server's certificate",
+	}[server])
+	fs.StringVar(&s.tlsCert, "tls-cert", "", map[bool]string{
+		true:  "serve TLS with this certificate (PEM)",
+		false: "client certificate (PEM), for a server that requires one",
+	}[server])
+	fs.StringVar(&s.tlsKey, "tls-key", "", "key of --tls-cert (PEM)")
+	fs.StringVar(&s.nkeySeed, "nkey-seed", "", map[bool]string{
+		true:  "nkey seed file to present to an external NATS (--nats)",
+		false: "nkey seed file to authenticate with (hermes keygen makes one)",
+	}[server])
+}
+
+func (s *securityFlags) security() cluster.Security {
+	return cluster.Security{Token: s.token, NKeySeed: s.nkeySeed, TLSCert: s.tlsCert, TLSKey: s.tlsKey, TLSCA: s.tlsCA}
 }
 
 func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
@@ -47,7 +75,10 @@ func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 	fs.Float64Var(&f.localLR, "local-lr", 0, "workers' SGD learning rate (0: the policy's tuned value)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	fs.StringVar(&f.natsURL, "nats", "", "use this NATS server instead of an embedded one")
-	fs.StringVar(&f.token, "token", os.Getenv("HERMES_TOKEN"), "require this token of every client (default $HERMES_TOKEN)")
+	f.sec.register(fs, true)
+	fs.StringVar(&f.nkeyFile, "nkey-file", "", "admit only clients with these public user nkeys (one per line)")
+	fs.StringVar(&f.runDir, "run-dir", "", "keep checkpoint, final model, summary and logs here (default runs/COMMAND-TIME)")
+	fs.BoolVar(&f.resume, "resume", false, "continue the run checkpointed in --run-dir")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object as the last line of stdout")
 	st, err := settingsFlags(fs, args)
 	if err != nil {
@@ -59,11 +90,22 @@ func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 }
 
 // start loads the data and starts the parameter server.
-func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status)) (*cluster.PS, error) {
+func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *slog.Logger) (*cluster.PS, error) {
 	if err := f.settings.Validate(); err != nil {
 		return nil, err
 	}
-	trainSet, test, _, err := data.Open(f.df.dataset, f.df.train, f.df.test)
+	sec := f.sec.security()
+	if f.nkeyFile != "" {
+		keys, err := cluster.ReadNKeyUsers(f.nkeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--nkey-file: %w", err)
+		}
+		sec.NKeyUsers = keys
+	}
+	if err := f.prepareRunDir(fs.Name()); err != nil {
+		return nil, err
+	}
+	trainSet, test, norm, err := data.Open(f.df.dataset, f.df.train, f.df.test)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +122,23 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status)) (*clus
 	st.ServerLR = h.ServerLR
 	st.SampleBytes = int64(rest.SampleSize()*4 + 4)
 	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: rest, Val: val, Test: test,
-		Spec: spec, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen, Token: f.token, OnApplied: onApplied})
+		Spec: spec, ModelMeta: norm.Meta(), Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
+		Security: sec, RunDir: f.runDir, Resume: f.resume, OnApplied: onApplied, Log: log})
+}
+
+// prepareRunDir picks the run dir and refuses to start a new run over a
+// checkpointed one, which would overwrite it.
+func (f *psFlags) prepareRunDir(cmd string) error {
+	if f.resume && f.runDir == "" {
+		return fmt.Errorf("--resume needs --run-dir, the directory of the run to continue")
+	}
+	if f.runDir == "" {
+		f.runDir = filepath.Join("runs", cmd+"-"+time.Now().Format("20060102-150405"))
+	}
+	if _, err := os.Stat(filepath.Join(f.runDir, "checkpoint.gob")); err == nil && !f.resume {
+		return fmt.Errorf("--run-dir %s holds a run already: add --resume to continue it, or choose another directory", f.runDir)
+	}
+	return nil
 }
 
 func cmdPS(args []string, stdout io.Writer) error {
@@ -92,14 +150,12 @@ func cmdPS(args []string, stdout io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	ps, err := f.start(fs, func(s cluster.Status) {
-		slog.Info("global model", "version", s.Version, "test_accuracy", round(s.Accuracy), "elapsed", s.Elapsed.Round(time.Millisecond))
-	})
+	ps, err := f.start(fs, nil, slog.Default())
 	if err != nil {
 		return err
 	}
 	defer ps.Close()
-	slog.Info("parameter server ready", "nats", ps.URL(), "policy", f.settings.Policy, "min_workers", f.settings.MinWorkers)
+	slog.Info("parameter server ready", "nats", ps.URL(), "policy", f.settings.Policy, "min_workers", f.settings.MinWorkers, "run_dir", f.runDir)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sum, err := ps.Run(ctx)
@@ -113,8 +169,10 @@ func printSummary(stdout io.Writer, sum cluster.Summary, asJSON bool) error {
 	if asJSON {
 		return printJSON(stdout, sum)
 	}
-	fmt.Fprintf(stdout, "reached target: %v (%s), test accuracy %.4f (best %.4f), %.1f s, %d bytes, %d updates, %d workers\n",
-		sum.ReachedTarget, sum.StopReason, sum.FinalAccuracy, sum.BestAccuracy, sum.WallSeconds, sum.BytesTotal, sum.UpdatesTotal, sum.Workers)
+	fmt.Fprintf(stdout, "reached target: %v (%s), test accuracy %.4f (best %.4f), %.1f s, %d bytes, %d updates, model v%d, %d workers\n",
+		sum.ReachedTarget, sum.StopReason, sum.FinalAccuracy, sum.BestAccuracy, sum.WallSeconds, sum.BytesTotal, sum.UpdatesTotal, sum.Version, sum.Workers)
+	c := sum.Chunks
+	fmt.Fprintf(stdout, "chunks: %d cut, %d trained, %d held, %d queued, %d returned by lost workers\n", c.Cut, c.Acked, c.Outstanding, c.Queued, c.Returned)
 	names := make([]string, 0, len(sum.PerWorker))
 	for n := range sum.PerWorker {
 		names = append(names, n)
@@ -122,7 +180,13 @@ func printSummary(stdout io.Writer, sum cluster.Summary, asJSON bool) error {
 	sort.Strings(names)
 	for _, n := range names {
 		w := sum.PerWorker[n]
-		fmt.Fprintf(stdout, "  %-10s chunk %5d  mini-batch %3d  major %3d  minor %3d  last loss %.4f\n", n, w.Chunk, w.MiniBatch, w.Major, w.Minor, w.LastLoss)
+		fmt.Fprintf(stdout, "  %-10s chunk %5d  mini-batch %3d  major %3d  minor %3d  last loss %.4f  joins %d\n", n, w.Chunk, w.MiniBatch, w.Major, w.Minor, w.LastLoss, w.Joins)
+	}
+	switch {
+	case sum.Archive != "":
+		fmt.Fprintf(stdout, "run dir %s (model.safetensors, events.jsonl, nodes/), archived to %s\n", sum.RunDir, sum.Archive)
+	case sum.RunDir != "":
+		fmt.Fprintf(stdout, "run dir %s; continue with --resume --run-dir %s\n", sum.RunDir, sum.RunDir)
 	}
 	return nil
 }
@@ -135,7 +199,9 @@ func cmdWorker(args []string, stdout io.Writer) error {
 	memory := fs.Int64("memory-mb", 0, "free memory to report, MiB (0: what the system says)")
 	threads := fs.Int("threads", 0, "cores to use (0: all)")
 	seed := fs.Uint64("seed", 1, "seed of the local shuffles")
-	token := fs.String("token", os.Getenv("HERMES_TOKEN"), "the server's token (default $HERMES_TOKEN)")
+	giveUp := fs.Duration("give-up", 10*time.Minute, "fail after the server has not answered for this long")
+	var sec securityFlags
+	sec.register(fs, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -156,7 +222,36 @@ func cmdWorker(args []string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return cluster.RunWorker(ctx, cluster.WorkerConfig{URL: *url, Name: *name, Memory: mem, Cores: runtime.GOMAXPROCS(0),
-		Slowdown: *slowdown, Seed: *seed, Token: *token})
+		Slowdown: *slowdown, Seed: *seed, Security: sec.security(), GiveUp: *giveUp})
+}
+
+func cmdKeygen(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	out := fs.String("seed-file", "", "write the new seed here (mode 0600); required")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("keygen: --seed-file is required")
+	}
+	seed, pub, err := cluster.NewNKey()
+	if err != nil {
+		return err
+	}
+	// O_EXCL: an existing seed is somebody's identity; never overwrite it.
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if _, err := f.Write(append(seed, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("keygen: %s: %w", *out, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, pub)
+	return nil
 }
 
 func cmdDemo(args []string, stdout io.Writer) error {
@@ -180,6 +275,9 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		}
 		slows = append(slows, v)
 	}
+	if f.sec.nkeySeed != "" || f.nkeyFile != "" || f.sec.tlsCert != "" || f.sec.tlsCA != "" {
+		return fmt.Errorf("demo: nkeys and TLS are for hermes ps and hermes worker; the demo's workers are local (--token works)")
+	}
 	f.settings.MinWorkers = len(slows)
 	listenSet := false
 	fs.Visit(func(fl *flag.Flag) { listenSet = listenSet || fl.Name == "listen" })
@@ -187,6 +285,8 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		f.listen = "127.0.0.1:-1" // a free port: the demo must not collide with a running server
 	}
 	start := time.Now()
+	// The demo's table is its terminal output; events go to the run dir.
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ps, err := f.start(fs, func(s cluster.Status) {
 		if f.asJSON {
 			return
@@ -203,7 +303,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 			fmt.Fprintf(&b, "         %-8s chunk %5d  mb %3d  major %3d  minor %3d  loss %.4f\n", n, w.Chunk, w.MiniBatch, w.Major, w.Minor, w.LastLoss)
 		}
 		fmt.Fprint(os.Stderr, b.String())
-	})
+	}, quiet)
 	if err != nil {
 		return err
 	}
@@ -217,7 +317,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		threads := max(1, runtime.NumCPU()/len(slows))
 		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", fmt.Sprintf("w%d-x%g", i, s),
 			"--slowdown", fmt.Sprint(s), "--threads", strconv.Itoa(threads), "--seed", strconv.Itoa(i+1))
-		cmd.Env = append(os.Environ(), "HERMES_TOKEN="+f.token) // not on the command line, where ps shows it
+		cmd.Env = append(os.Environ(), "HERMES_TOKEN="+f.sec.token) // not on the command line, where ps shows it
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("demo: start worker: %w", err)

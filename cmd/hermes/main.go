@@ -26,6 +26,7 @@ commands:
   ps       parameter server over NATS (embedded unless --nats)
   worker   edge worker: joins a parameter server and trains
   demo     a parameter server and local workers of unequal speeds on real data
+  keygen   make an nkey for a worker (seed to keep, public key for ps --nkey-file)
 
 'hermes COMMAND -h' lists a command's flags.
 `
@@ -67,6 +68,8 @@ func run(args []string, stdout io.Writer) error {
 		return cmdDemo(rest, stdout)
 	case "sim":
 		return cmdSim(rest, stdout)
+	case "keygen":
+		return cmdKeygen(rest, stdout)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

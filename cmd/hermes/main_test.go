@@ -117,7 +117,7 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"weights of wrong shape", []string{"train", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--init", weights}, []string{weights, "layers.1.weight", "shape [2 2]"}},
 		{"bad flag value", []string{"train", "--train", good, "--test", good, "--epochs", "0"}, []string{"epochs = 0"}},
 		{"ps without data", []string{"ps"}, []string{"no data"}},
-		{"worker without a server", []string{"worker", "--ps", "nats://127.0.0.1:1", "--name", "x"}, []string{"worker x", "connect nats://127.0.0.1:1"}},
+		{"worker without a server", []string{"worker", "--ps", "nats://127.0.0.1:1", "--name", "x", "--give-up", "1s"}, []string{"worker x", "connect nats://127.0.0.1:1"}},
 		{"worker with a bad slowdown", []string{"worker", "--slowdown", "0.5"}, []string{"slowdown = 0.5"}},
 	}
 	for _, c := range cases {
@@ -228,7 +228,7 @@ func TestSimScenarioErrors(t *testing.T) {
 func TestDemo(t *testing.T) {
 	bin := hermesBinary(t)
 	cmd := exec.Command(bin, "demo", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
-		"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--target", "0.7", "--slowdowns", "1,2,3", "--json")
+		"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--target", "0.7", "--slowdowns", "1,2,3", "--run-dir", filepath.Join(t.TempDir(), "run"), "--json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
