@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,8 +106,9 @@ var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Leve
 // and keep serving.
 func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 	t.Helper()
+	dir := t.TempDir()
 	ps := startFixturePS(t, func(c *PSConfig) {
-		c.Settings.MinWorkers, c.Target, c.NATS = 3, 0.75, natsURL
+		c.Settings.MinWorkers, c.Target, c.NATS, c.RunDir = 3, 0.75, natsURL, dir
 	})
 	if hostile {
 		nc, err := nats.Connect(ps.URL())
@@ -118,6 +121,9 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 			nc.Publish("hermes.ps", b)
 		}
 		nc.Publish("hermes.join", []byte("not a join"))
+		nc.Publish("hermes.log.a", []byte("not json"))
+		nc.Publish("hermes.log.ps", []byte(`{"msg":"forged server event"}`))
+		nc.Publish("hermes.log.a", []byte(`{"msg":"`+strings.Repeat("x", maxLogLine)+`"}`))
 		nc.Flush()
 		nc.Close()
 	}
@@ -147,7 +153,49 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 	if !sum.ReachedTarget || sum.FinalAccuracy < 0.75 || sum.StopReason != "target accuracy" {
 		t.Fatalf("summary %+v", sum)
 	}
+	checkRunDir(t, dir, sum)
 	return sum
+}
+
+// checkRunDir checks what a finished run leaves: a central log with every
+// node's events, one log per node, the final model with the accuracy the
+// summary reports, and the archive.
+func checkRunDir(t *testing.T, dir string, sum Summary) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev struct{ Node, Msg string }
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("events.jsonl: %v: %q", err, line)
+		}
+		if ev.Msg == "forged server event" {
+			t.Fatal("a client wrote into the server's log")
+		}
+		nodes[ev.Node]++
+	}
+	for _, n := range []string{"ps", "a", "b", "c"} {
+		if nodes[n] == 0 {
+			t.Errorf("no events of %s in the central log: %v", n, nodes)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "nodes", n+".jsonl")); err != nil {
+			t.Error(err)
+		}
+	}
+	m, err := nn.LoadFile(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, test, _, _ := data.Open("", fixture, fixture)
+	if _, acc := m.Evaluate(test.X, test.Y, test.Len(), 500); acc != sum.FinalAccuracy {
+		t.Errorf("saved model scores %v, summary says %v", acc, sum.FinalAccuracy)
+	}
+	if _, err := os.Stat(dir + ".tar.gz"); err != nil || sum.Archive != dir+".tar.gz" {
+		t.Errorf("archive %q: %v", sum.Archive, err)
+	}
 }
 
 // With a token, a client without it is refused with a clear error, and

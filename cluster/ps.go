@@ -251,8 +251,8 @@ func (p *PS) connect() error {
 		if !p.ns.ReadyForConnections(10 * time.Second) {
 			return fmt.Errorf("embedded nats on %s: not ready (is the port taken?)", cfg.Listen)
 		}
-		url = p.ns.ClientURL()
-		// In process: no TLS to itself, no port to reach.
+		// In process: no TLS to itself (hence nats://), no port to reach.
+		url = strings.Replace(p.ns.ClientURL(), "tls://", "nats://", 1)
 		opts = append(opts, nats.InProcessServer(p.ns), nats.Token(cfg.Security.Token))
 		if len(cfg.Security.NKeyUsers) > 0 {
 			pub, _ := self.PublicKey()
@@ -348,7 +348,7 @@ func (p *PS) receiveLog(msg *nats.Msg) {
 	}
 	name := msg.Subject[strings.LastIndex(msg.Subject, ".")+1:]
 	line, err := nodeLine(name, msg.Data)
-	if err == nil && !validName(name) {
+	if err == nil && (!validName(name) || name == "ps") {
 		err = fmt.Errorf("worker name %q", name)
 	}
 	if err != nil {
