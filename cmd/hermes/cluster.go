@@ -38,6 +38,7 @@ type psFlags struct {
 	nkeyFile string
 	runDir   string
 	resume   bool
+	timeout  time.Duration
 	asJSON   bool
 	settings *protocol.Settings
 }
@@ -79,6 +80,7 @@ func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 	fs.StringVar(&f.nkeyFile, "nkey-file", "", "admit only clients with these public user nkeys (one per line)")
 	fs.StringVar(&f.runDir, "run-dir", "", "keep checkpoint, final model, summary and logs here (default runs/COMMAND-TIME)")
 	fs.BoolVar(&f.resume, "resume", false, "continue the run checkpointed in --run-dir")
+	fs.DurationVar(&f.timeout, "worker-timeout", 10*time.Second, "take a worker silent this long for gone and hand its chunks out again")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object as the last line of stdout")
 	st, err := settingsFlags(fs, args)
 	if err != nil {
@@ -93,6 +95,9 @@ func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *slog.Logger) (*cluster.PS, error) {
 	if err := f.settings.Validate(); err != nil {
 		return nil, err
+	}
+	if f.timeout < 2*time.Second {
+		return nil, fmt.Errorf("--worker-timeout %v: want at least 2s (workers heartbeat every second)", f.timeout)
 	}
 	sec := f.sec.security()
 	if f.nkeyFile != "" {
@@ -123,7 +128,7 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	st.SampleBytes = int64(rest.SampleSize()*4 + 4)
 	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: rest, Val: val, Test: test,
 		Spec: spec, ModelMeta: norm.Meta(), Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
-		Security: sec, RunDir: f.runDir, Resume: f.resume, OnApplied: onApplied, Log: log})
+		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, OnApplied: onApplied, Log: log})
 }
 
 // prepareRunDir picks the run dir and refuses to start a new run over a

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitFor polls file until it contains want.
+func waitFor(t *testing.T, file, want string, limit time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(file); err == nil && bytes.Contains(b, []byte(want)) {
+			return
+		}
+	}
+	b, _ := os.ReadFile(file)
+	t.Fatalf("%s: no %q after %v:\n%s", file, want, limit, b)
+}
+
+// Real processes, real signals. Of three workers, one is killed with
+// SIGKILL mid-run and started again (it rejoins; its chunks go back to the
+// queue), another is killed for good (it is timed out). Then the server
+// gets SIGTERM: it checkpoints and exits, and `hermes ps --resume`
+// continues the same run, its version counting on, with the surviving
+// workers reconnecting by themselves. The chunk accounting adds up.
+func TestKillWorkerAndResume(t *testing.T) {
+	bin := hermesBinary(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ps := func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
+		args := append([]string{"ps", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
+			"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--min-workers", "3", "--listen", addr,
+			"--run-dir", dir, "--worker-timeout", "3s", "--json"}, extra...)
+		cmd := exec.Command(bin, args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd, &out
+	}
+	worker := func(name string) *exec.Cmd {
+		cmd := exec.Command(bin, "worker", "--ps", "nats://"+addr, "--name", name, "--slowdown", "20", "--give-up", "1m")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	psLog := filepath.Join(dir, "nodes", "ps.jsonl")
+
+	first, out1 := ps("--target", "0.99", "--patience", "1000000")
+	workers := map[string]*exec.Cmd{}
+	for _, n := range []string{"w0", "w1", "w2"} {
+		workers[n] = worker(n)
+	}
+	waitFor(t, filepath.Join(dir, "nodes", "w1.jsonl"), "chunk trained", time.Minute)
+	workers["w1"].Process.Signal(syscall.SIGKILL)
+	workers["w1"].Wait()
+	workers["w1"] = worker("w1")
+	waitFor(t, psLog, `"msg":"worker rejoined; its previous session is dropped","node":"ps","worker":"w1"`, time.Minute)
+	workers["w2"].Process.Signal(syscall.SIGKILL)
+	waitFor(t, psLog, `"msg":"worker timed out","node":"ps","worker":"w2"`, time.Minute)
+
+	first.Process.Signal(syscall.SIGTERM)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("ps after SIGTERM: %v", err)
+	}
+	res1 := lastJSON(t, out1.String())
+	if res1["stop_reason"] != "interrupted" || res1["version"].(float64) < 1 {
+		t.Fatalf("interrupted run: %v", res1)
+	}
+
+	second, out2 := ps("--resume", "--target", "0.7")
+	if err := second.Wait(); err != nil {
+		t.Fatalf("resumed ps: %v\n%s", err, out2)
+	}
+	for _, n := range []string{"w0", "w1"} {
+		if err := workers[n].Wait(); err != nil {
+			t.Errorf("worker %s: %v", n, err)
+		}
+	}
+	res := lastJSON(t, out2.String())
+	t.Logf("interrupted at version %v; resumed run: reached %v at version %v, lost %v, chunks %v, w1 joins %v",
+		res1["version"], res["reached_target"], res["version"], res["lost_workers"], res["chunks"], res["per_worker"].(map[string]any)["w1"])
+	v1 := res1["version"].(float64)
+	if res["reached_target"] != true || res["resumed_from"] != v1 || res["version"].(float64) <= v1 {
+		t.Fatalf("resumed run: %v (interrupted at version %v)", res, v1)
+	}
+	c := res["chunks"].(map[string]any)
+	if c["cut"] != c["acked"].(float64)+c["outstanding"].(float64)+c["queued"].(float64) || c["returned"].(float64) < 1 {
+		t.Fatalf("chunk accounting %v", c)
+	}
+	if res["lost_workers"].(float64) < 1 {
+		t.Fatalf("the killed worker was not timed out: %v", res)
+	}
+	per := res["per_worker"].(map[string]any)
+	if j := per["w1"].(map[string]any)["joins"].(float64); j < 3 {
+		t.Errorf("w1 joined %v times, want 3 (start, restart, server resume)", j)
+	}
+	if _, err := os.Stat(dir + ".tar.gz"); err != nil {
+		t.Error(err)
+	}
+	b, _ := os.ReadFile(psLog)
+	if !strings.Contains(string(b), fmt.Sprintf(`"msg":"resumed","node":"ps","run_dir":%q,"version":%v`, dir, v1)) {
+		t.Errorf("no resume event at version %v in the server's log", v1)
+	}
+}
