@@ -76,7 +76,7 @@ func TestEndToEndExternalNATS(t *testing.T) {
 // (800 training, 200 validation samples); mod adjusts its configuration.
 func startFixturePS(t *testing.T, mod func(*PSConfig)) *PS {
 	t.Helper()
-	trainSet, test, _, err := data.Open("", fixture, fixture)
+	trainSet, test, norm, err := data.Open("", fixture, fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func startFixturePS(t *testing.T, mod func(*PSConfig)) *PS {
 	spec, _ := nn.Builtin("logreg", 10)
 	st := protocol.Defaults()
 	st.Chunk, st.MinChunk, st.Epochs = 100, 50, 2
-	cfg := PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec, Seed: 1, Log: quietLog}
+	cfg := PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec, Norm: norm, Seed: 1, Log: quietLog}
 	mod(&cfg)
 	ps, err := StartPS(cfg)
 	if err != nil {
@@ -239,8 +239,14 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	got := make(chan struct{}, 64)
-	nc.Subscribe("hermes.w.dead.*", func(*nats.Msg) { got <- struct{}{} })
+	got := make(chan any, 64)
+	nc.Subscribe("hermes.w.dead.*", func(msg *nats.Msg) {
+		m, err := wire.Decode(msg.Data)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	})
 	join, _ := wire.Encode(nil, wire.Join{Name: "dead", MemoryBytes: 1 << 30, Cores: 1, Version: fmt.Sprint(wire.Version)}, wire.FP32)
 	go nc.Request("hermes.join", join, 10*time.Second)
 
@@ -257,6 +263,12 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 	}
 	if len(got) < 3 {
 		t.Fatalf("the dead worker got %d messages before dying, want its model and chunks", len(got))
+	}
+	// The fixture's images were bytes in their file: they travel as bytes.
+	for len(got) > 0 {
+		if d, ok := (<-got).(wire.Data); ok && (d.Bytes == nil || len(d.X) != len(d.Bytes)) {
+			t.Fatalf("chunk %d travelled as float32", d.ChunkID)
+		}
 	}
 	if sum.Lost != 1 {
 		t.Fatalf("%d workers lost, want 1: %+v", sum.Lost, sum)

@@ -51,6 +51,9 @@ type PSConfig struct {
 	Test       *data.Dataset
 	Spec       nn.Spec
 	ModelMeta  map[string]string // saved with the final model (the input normalization)
+	// Norm is the normalization applied to the data sets. With it, samples
+	// that were bytes in their file travel as bytes (see wire.Data).
+	Norm data.Norm
 	Seed       uint64
 	Target     float64 // stop when the test accuracy reaches it (0: never)
 	// NATS is the URL of an existing NATS server; empty starts an
@@ -642,8 +645,14 @@ func (p *PS) assign(a protocol.Assign) {
 	per := max(1, int(p.nc.MaxPayload()-4096)/(4*size+4))
 	for lo := 0; lo < sub.Len(); lo += per {
 		hi := min(lo+per, sub.Len())
-		p.publish(a.To, wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(sub.Len()),
-			Shape: shape, X: sub.X[lo*size : hi*size], Y: sub.Y[lo:hi]})
+		d := wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(sub.Len()),
+			Shape: shape, X: sub.X[lo*size : hi*size], Y: sub.Y[lo:hi]}
+		if p.cfg.Train.ValueBytes == 1 {
+			if raw, ok := wire.ByteSamples(d.X, data.ByteScale, p.cfg.Norm.Mean, p.cfg.Norm.Std); ok {
+				d.X, d.Bytes, d.Scale, d.Mean, d.Std = nil, raw, data.ByteScale, p.cfg.Norm.Mean, p.cfg.Norm.Std
+			}
+		}
+		p.publish(a.To, d)
 	}
 	p.publish(a.To, a.Work)
 	if st, ok := p.status[p.names[a.To]]; ok {

@@ -30,6 +30,10 @@ type Dataset struct {
 	ValueBytes int
 }
 
+// ByteScale is what byte values (IDX u8, NPY uint8) are multiplied by on
+// loading, before the normalization: images come in [0, 1].
+const ByteScale = 1.0 / 255
+
 // WireBytes returns the bytes one sample and its label take on the wire.
 func (d *Dataset) WireBytes() int64 {
 	w := d.ValueBytes

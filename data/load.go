@@ -270,7 +270,7 @@ func pair(x, y tensor, xpath, ypath string) (*Dataset, error) {
 	scale := 1.0
 	d.ValueBytes = 4
 	if x.kind == "u1" {
-		scale, d.ValueBytes = 1.0/255, 1
+		scale, d.ValueBytes = ByteScale, 1
 	}
 	for i := range d.X {
 		d.X[i] = float32(x.at(i) * scale)

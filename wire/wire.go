@@ -69,12 +69,45 @@ type Stop struct{ Reason string }
 // Total rows, values row-major, and their labels. A chunk larger than the
 // transport's message limit travels as several Data messages; all arrive
 // before the chunk's Work.
+//
+// Samples that were bytes in their file (images) travel as bytes, a
+// quarter of float32: Bytes holds them, and the decoder fills X with
+// (Bytes·Scale - Mean) / Std computed in float32 exactly as the data
+// package's loading and normalization do, so the worker trains on the very
+// values the server holds.
 type Data struct {
 	ChunkID       int64
 	Offset, Total int64
 	Shape         []int32
 	X             []float32
 	Y             []int32
+	Bytes            []uint8 // if set, sent instead of X
+	Scale, Mean, Std float64 // how Bytes became X
+}
+
+// fromByte is the one formula for a byte sample's value, shared by the
+// check in ByteSamples and the decoder.
+func fromByte(b uint8, scale float64, m, inv float32) float32 {
+	return (float32(float64(b)*scale) - m) * inv
+}
+
+// ByteSamples returns x as bytes that (scale, mean, std) map back to x, and
+// whether that is exact: every value must be a scaled, normalized byte.
+// Data sets that are not (floats in their file) travel as float32.
+func ByteSamples(x []float32, scale, mean, std float64) ([]uint8, bool) {
+	if !(std > 0) || !(scale > 0) || !finite(mean) {
+		return nil, false
+	}
+	m, inv := float32(mean), float32(1/std)
+	out := make([]uint8, len(x))
+	for i, v := range x {
+		raw := math.Round((float64(v)*std + mean) / scale)
+		if raw < 0 || raw > 255 || fromByte(uint8(raw), scale, m, inv) != v {
+			return nil, false
+		}
+		out[i] = uint8(raw)
+	}
+	return out, true
 }
 
 // Rejoin answers a heartbeat from a worker the server does not know (it was
@@ -174,7 +207,17 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putI64(b, m.Offset)
 		b = putI64(b, m.Total)
 		b = putShape(b, m.Shape)
-		b = putTensor(b, m.X, codec)
+		if m.Bytes != nil {
+			b = append(b, 1)
+			b = putF64(b, m.Scale)
+			b = putF64(b, m.Mean)
+			b = putF64(b, m.Std)
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Bytes)))
+			b = append(b, m.Bytes...)
+		} else {
+			b = append(b, 0)
+			b = putTensor(b, m.X, codec)
+		}
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Y)))
 		for _, y := range m.Y {
 			b = binary.LittleEndian.AppendUint32(b, uint32(y))
@@ -410,7 +453,27 @@ func (r *reader) data() Data {
 	d := Data{ChunkID: r.i64(), Offset: r.i64(), Total: r.i64()}
 	var size int
 	d.Shape, size = r.shape()
-	d.X = r.tensor()
+	switch p := r.take(1); {
+	case p == nil:
+	case p[0] == 0:
+		d.X = r.tensor()
+	case p[0] == 1:
+		d.Scale, d.Mean, d.Std = r.f64(), r.f64(), r.f64()
+		if r.err == nil && !(finite(d.Scale) && d.Scale > 0 && finite(d.Mean) && finite(d.Std) && d.Std > 0) {
+			r.err = fmt.Errorf("byte samples with scale %v, mean %v, std %v", d.Scale, d.Mean, d.Std)
+		}
+		d.Bytes = append([]uint8{}, r.take(r.count(1))...)
+		m, inv := float32(d.Mean), float32(1/d.Std)
+		d.X = make([]float32, len(d.Bytes))
+		for i, v := range d.Bytes {
+			d.X[i] = fromByte(v, d.Scale, m, inv)
+			if !finite(float64(d.X[i])) && r.err == nil {
+				r.err = fmt.Errorf("sample value %d is not finite after normalization", i)
+			}
+		}
+	default:
+		r.err = fmt.Errorf("sample encoding %d unknown", p[0])
+	}
 	n := r.count(4)
 	if raw := r.take(4 * n); raw != nil {
 		d.Y = make([]int32, n)

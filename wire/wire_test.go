@@ -23,6 +23,7 @@ func sampleMessages() []any {
 		rep,
 		Stop{Reason: "converged"},
 		Data{ChunkID: 4, Offset: 2, Total: 4, Shape: []int32{1, 2, 2}, X: []float32{1, 2, 3, 4, 5, 6, 7, 8}, Y: []int32{3, 9}},
+		Data{ChunkID: 5, Total: 1, Shape: []int32{3}, X: []float32{-0.5, 0, 127}, Y: []int32{1}, Bytes: []uint8{0, 1, 255}, Scale: 1, Mean: 1, Std: 2},
 		Join{Name: "pi3-a", MemoryBytes: 1 << 30, Cores: 4, Version: "1"},
 		Heartbeat{Worker: 2},
 		Rejoin{Reason: "unknown worker"},
@@ -43,6 +44,39 @@ func TestRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, m) {
 			t.Fatalf("%T: got %+v, want %+v", m, got, m)
 		}
+	}
+}
+
+// Byte samples arrive as exactly the float32 values the server holds, at a
+// quarter of the bytes; values that are not normalized bytes stay float32.
+func TestByteSamples(t *testing.T) {
+	// As the data package loads and normalizes Fashion-MNIST.
+	const scale, mean, std = 1.0 / 255, 0.2860, 0.3530
+	m, inv := float32(mean), float32(1/std)
+	x := make([]float32, 784)
+	for i := range x {
+		x[i] = (float32(float64(i%256)*scale) - m) * inv
+	}
+	raw, ok := ByteSamples(x, scale, mean, std)
+	if !ok {
+		t.Fatal("normalized bytes were not recognized")
+	}
+	y := make([]int32, 1)
+	asBytes, _ := Encode(nil, Data{Total: 1, Shape: []int32{784}, Y: y, Bytes: raw, Scale: scale, Mean: mean, Std: std}, FP32)
+	asFloats, _ := Encode(nil, Data{Total: 1, Shape: []int32{784}, Y: y, X: x}, FP32)
+	got, err := Decode(asBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.(Data).X, x) {
+		t.Fatal("byte samples decode to other values than the server's")
+	}
+	if 3*len(asBytes) > len(asFloats) {
+		t.Fatalf("byte samples take %d bytes, float32 %d", len(asBytes), len(asFloats))
+	}
+	x[3] += 1e-3
+	if _, ok := ByteSamples(x, scale, mean, std); ok {
+		t.Fatal("a value between bytes was taken for a byte")
 	}
 }
 

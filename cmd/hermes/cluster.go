@@ -127,7 +127,7 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	st.ServerLR = h.ServerLR
 	st.SampleBytes = int64(rest.SampleSize()*4 + 4)
 	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: rest, Val: val, Test: test,
-		Spec: spec, ModelMeta: norm.Meta(), Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
+		Spec: spec, ModelMeta: norm.Meta(), Norm: norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
 		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, OnApplied: onApplied, Log: log})
 }
 
