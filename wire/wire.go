@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 
 	"github.com/hermes-go/hermes/protocol"
 )
@@ -294,12 +295,19 @@ func putTensor(b []byte, v []float32, codec Codec) []byte {
 	}
 	b = append(b, byte(codec))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
-	for _, x := range v {
-		if codec == FP16 {
-			b = binary.LittleEndian.AppendUint16(b, toHalf(x))
-		} else {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	// Grow once and fill in place: a model is 100k+ values, sent per update.
+	at := len(b)
+	if codec == FP16 {
+		b = slices.Grow(b, 2*len(v))[:at+2*len(v)]
+		for i, x := range v {
+			binary.LittleEndian.PutUint16(b[at+2*i:], toHalf(x))
 		}
+		return b
+	}
+	b = slices.Grow(b, 4*len(v))[:at+4*len(v)]
+	out := b[at:]
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
 	}
 	return b
 }
@@ -383,15 +391,29 @@ func (r *reader) tensor() []float32 {
 		return nil
 	}
 	v := make([]float32, n)
-	for i := range v {
-		if codec == FP16 {
-			v[i] = fromHalf(binary.LittleEndian.Uint16(raw[2*i:]))
-		} else {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	// An all-ones exponent is Inf or NaN: adding one to the exponent field
+	// carries into the bit above it exactly then. Or-ing the carries finds
+	// a non-finite value without a branch per value; the error names it.
+	var carry uint32
+	if codec == FP16 {
+		for i := range v {
+			h := uint32(binary.LittleEndian.Uint16(raw[2*i:]))
+			carry |= (h&0x7c00 + 0x0400) & 0x8000
+			v[i] = fromHalf(uint16(h))
 		}
-		if math.IsNaN(float64(v[i])) || math.IsInf(float64(v[i]), 0) {
-			r.err = fmt.Errorf("tensor value %d is not finite", i)
-			return nil
+	} else {
+		for i := range v {
+			u := binary.LittleEndian.Uint32(raw[4*i : 4*i+4 : 4*i+4])
+			carry |= (u&0x7f800000 + 0x00800000) & 0x80000000
+			v[i] = math.Float32frombits(u)
+		}
+	}
+	if carry != 0 {
+		for i, x := range v {
+			if !finite(float64(x)) {
+				r.err = fmt.Errorf("tensor value %d is not finite", i)
+				return nil
+			}
 		}
 	}
 	return v

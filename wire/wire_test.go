@@ -198,3 +198,24 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The server decodes an update and encodes a model for every update of an
+// asynchronous policy: these two bound its rate.
+func BenchmarkDecodeUpdate(b *testing.B) {
+	buf, _ := Encode(nil, protocol.Update{Grad: make([]float32, 109386)}, FP32) // the MLP
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if _, err := Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeModel(b *testing.B) {
+	m := Model{Params: make([]float32, 109386)}
+	b.SetBytes(4 * int64(len(m.Params)))
+	var buf []byte
+	for b.Loop() {
+		buf, _ = Encode(buf[:0], m, FP32)
+	}
+}
