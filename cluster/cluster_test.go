@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -329,10 +328,8 @@ func TestResumeAfterInterrupt(t *testing.T) {
 		t.Fatalf("first run: %+v", sum1)
 	}
 
-	var firstVersion atomic.Int64
 	second := startFixturePS(t, func(c *PSConfig) {
 		c.Settings.MinWorkers, c.Listen, c.RunDir, c.Resume, c.Target = 2, addr, dir, true, 0.75
-		c.OnApplied = func(s Status) { firstVersion.CompareAndSwap(0, s.Version) }
 	})
 	sum2, err := second.Run(ctx)
 	if err != nil {
@@ -343,8 +340,24 @@ func TestResumeAfterInterrupt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !sum2.ReachedTarget || sum2.ResumedFrom != sum1.Version || firstVersion.Load() != sum1.Version+1 {
-		t.Fatalf("resumed run: %+v; first version after resume %d, checkpoint at %d", sum2, firstVersion.Load(), sum1.Version)
+	// The server's log: the first change after the resume is the next version.
+	var resumed bool
+	var next int64
+	b, _ := os.ReadFile(filepath.Join(dir, "nodes", "ps.jsonl"))
+	for _, line := range strings.Split(string(b), "\n") {
+		var ev struct {
+			Msg     string
+			Version int64
+		}
+		json.Unmarshal([]byte(line), &ev)
+		resumed = resumed || ev.Msg == "resumed"
+		if resumed && ev.Msg == "global model" {
+			next = ev.Version
+			break
+		}
+	}
+	if !sum2.ReachedTarget || sum2.ResumedFrom != sum1.Version || next != sum1.Version+1 {
+		t.Fatalf("resumed run: %+v; first version after resume %d, checkpoint at %d", sum2, next, sum1.Version)
 	}
 	if sum2.UpdatesTotal <= sum1.UpdatesTotal || sum2.Workers != 2 {
 		t.Fatalf("counters did not carry over: before %+v, after %+v", sum1, sum2)

@@ -124,8 +124,9 @@ type PS struct {
 	ns    *server.Server
 	nc    *nats.Conn
 	srv   *protocol.Server
-	model *nn.Model
+	model *nn.Model // the server's: validation passes
 	rd    *runDir
+	meter *meter
 	inbox chan inbound
 	subs  []*nats.Subscription
 
@@ -137,7 +138,9 @@ type PS struct {
 	start      time.Time
 	offset     time.Duration // run time before a resume
 	lastSave   time.Time
-	sum        Summary
+	// lastMeasured is the version of the newest test measurement.
+	lastMeasured int64
+	sum          Summary
 	once       sync.Once
 }
 
@@ -174,6 +177,9 @@ func StartPS(cfg PSConfig) (*PS, error) {
 	m.Meta = cfg.ModelMeta
 	p := &PS{cfg: cfg, model: m, inbox: make(chan inbound, 1024), log: cfg.Log,
 		names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{}, status: map[string]*WorkerStatus{}}
+	if p.meter, err = newMeter(cfg.Spec, cfg.Test); err != nil {
+		return nil, err
+	}
 	if err := p.openState(); err != nil {
 		p.Close()
 		return nil, err
@@ -392,9 +398,17 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 			}
 		case in := <-p.inbox:
 			p.handle(in)
+		case m := <-p.meter.done:
+			p.measured(m)
 		}
 	}
 	p.nc.Flush()
+	// The measurements in flight are of earlier versions: measure the
+	// final model itself.
+	p.meter.stop()
+	if v := p.srv.Version(); v != p.lastMeasured {
+		p.measured(p.meter.measure(snapshot{version: v, at: p.elapsed(), params: p.srv.Params()}))
+	}
 	sum := p.summary()
 	if p.rd == nil {
 		return sum, nil
@@ -616,7 +630,8 @@ func (p *PS) act(a protocol.Action) {
 		p.log.Info("resized", "worker", p.names[a.Worker], "chunk", a.Chunk, "mini_batch", a.MiniBatch, "predicted", a.Predicted.Round(time.Millisecond))
 	case protocol.Applied:
 		if a.Evals > 0 {
-			p.measure(a)
+			p.log.Info("global model", "version", a.Version, "val_loss", a.ValLoss, "from", a.From)
+			p.meter.submit(snapshot{version: a.Version, at: p.elapsed(), params: p.srv.Params()})
 		}
 	case protocol.Stop:
 		p.sum.StopReason = a.Reason
@@ -660,22 +675,23 @@ func (p *PS) assign(a protocol.Assign) {
 	}
 }
 
-// measure evaluates the global model on the test set after a validated
-// change, and stops the run at the target.
-func (p *PS) measure(a protocol.Applied) {
-	copy(p.model.Params(), p.srv.Params())
-	_, acc := p.model.Evaluate(p.cfg.Test.X, p.cfg.Test.Y, p.cfg.Test.Len(), 500)
-	p.sum.FinalAccuracy = acc
-	p.sum.BestAccuracy = max(p.sum.BestAccuracy, acc)
-	p.log.Info("global model", "version", a.Version, "val_loss", a.ValLoss, "test_accuracy", acc, "from", a.From)
+// measured records a test measurement and stops the run at the target.
+func (p *PS) measured(m measurement) {
+	if m.version < p.lastMeasured {
+		return
+	}
+	p.lastMeasured = m.version
+	p.sum.FinalAccuracy = m.accuracy
+	p.sum.BestAccuracy = max(p.sum.BestAccuracy, m.accuracy)
+	p.log.Info("test accuracy", "version", m.version, "test_accuracy", m.accuracy, "at", m.at.Round(time.Millisecond))
 	if p.cfg.OnApplied != nil {
-		st := Status{Elapsed: p.elapsed(), Version: a.Version, Accuracy: acc, Workers: map[string]WorkerStatus{}}
+		st := Status{Elapsed: m.at, Version: m.version, Accuracy: m.accuracy, Workers: map[string]WorkerStatus{}}
 		for name, w := range p.status {
 			st.Workers[name] = *w
 		}
 		p.cfg.OnApplied(st)
 	}
-	if p.cfg.Target > 0 && acc >= p.cfg.Target && !p.sum.ReachedTarget {
+	if p.cfg.Target > 0 && m.accuracy >= p.cfg.Target && !p.sum.ReachedTarget {
 		p.sum.ReachedTarget = true
 		p.step(protocol.Halt{Reason: "target accuracy"})
 	}
@@ -708,5 +724,6 @@ func (p *PS) Close() {
 		if p.rd != nil {
 			p.rd.close()
 		}
+		p.meter.stop()
 	})
 }
