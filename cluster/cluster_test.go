@@ -377,3 +377,33 @@ func TestResumeAfterInterrupt(t *testing.T) {
 		t.Fatalf("resume of an ended run: %v", err)
 	}
 }
+
+// The start signal begins a run short of its minimum worker count.
+func TestStartSignal(t *testing.T) {
+	dir := t.TempDir()
+	ps := startFixturePS(t, func(c *PSConfig) {
+		c.Settings.MinWorkers, c.Settings.Epochs, c.Target, c.RunDir = 3, 1, 0.5, dir
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "only", Seed: 1, Log: quietLog}) }()
+	go func() {
+		for ctx.Err() == nil && !logHas(filepath.Join(dir, "nodes", "ps.jsonl"), `"msg":"worker joined"`) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		ps.Start()
+	}()
+	sum, err := ps.Run(ctx)
+	if err != nil || !sum.ReachedTarget || sum.Workers != 1 {
+		t.Fatalf("run after the start signal: %+v, %v", sum, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func logHas(path, s string) bool {
+	b, _ := os.ReadFile(path)
+	return strings.Contains(string(b), s)
+}

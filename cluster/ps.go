@@ -369,6 +369,10 @@ func (p *PS) receiveLog(msg *nats.Msg) {
 	}
 }
 
+// Start begins training with the workers that have joined, without
+// waiting for the minimum count.
+func (p *PS) Start() { p.inbox <- inbound{msg: protocol.Start{}} }
+
 // ValidationLoss implements protocol.Validator.
 func (p *PS) ValidationLoss(params []float32) float64 {
 	copy(p.model.Params(), params)
@@ -549,6 +553,9 @@ func (p *PS) handle(in inbound) {
 		}
 	case wire.Join:
 		p.join(m, in.reply)
+	case protocol.Start: // from Start, never from the network
+		p.log.Info("start signal", "workers", len(p.live))
+		p.step(m)
 	case protocol.Report:
 		if p.account(m, false) {
 			p.step(m)

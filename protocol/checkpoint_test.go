@@ -114,3 +114,27 @@ func deepCopy(cp Checkpoint) Checkpoint {
 	}
 	return c
 }
+
+// A start signal begins training with the workers there are, short of
+// MinWorkers; with none there it is refused.
+func TestStartSignal(t *testing.T) {
+	srv := newTestServer(t, func(s *Settings) { s.MinWorkers = 3 }, []float32{1}, quadVal{})
+	if err := srv.Step(0, Start{}); err == nil {
+		t.Fatal("started with no worker")
+	}
+	srv.Step(0, Register{Worker: 1})
+	if acts := srv.Ready(); len(acts) != 0 {
+		t.Fatalf("one of three workers: %v", acts)
+	}
+	if err := srv.Step(0, Start{}); err != nil {
+		t.Fatal(err)
+	}
+	acts := srv.Ready()
+	if _, ok := acts[0].(SendModel); !ok || chunkOf(acts, 1) < 0 {
+		t.Fatalf("after the start signal: %v", acts)
+	}
+	srv.Step(0, Register{Worker: 2})
+	if chunkOf(srv.Ready(), 2) < 0 {
+		t.Fatal("a worker joining after the start got no work")
+	}
+}

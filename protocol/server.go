@@ -143,6 +143,8 @@ func (s *Server) Step(now Time, ev Event) error {
 		err = s.update(e)
 	case Halt:
 		s.stop(e.Reason)
+	case Start:
+		err = s.begin()
 	case Tick:
 	default:
 		err = fmt.Errorf("server: unexpected event %T", ev)
@@ -167,6 +169,17 @@ func (s *Server) register(e Register) error {
 	}
 	if len(s.workers) < s.s.MinWorkers {
 		return nil
+	}
+	return s.begin()
+}
+
+// begin starts training with the registered workers.
+func (s *Server) begin() error {
+	if s.started {
+		return nil
+	}
+	if len(s.workers) == 0 {
+		return fmt.Errorf("server: start with no worker registered")
 	}
 	s.started = true
 	s.lastLoss = s.val.ValidationLoss(s.params)

@@ -89,6 +89,9 @@ type (
 	// Halt stops the run from outside, e.g. when the harness sees the
 	// target accuracy.
 	Halt struct{ Reason string }
+	// Start begins training with the workers registered so far, without
+	// waiting for MinWorkers: an operator's start signal.
+	Start struct{}
 )
 
 // Events a Worker steps on.

@@ -160,9 +160,19 @@ func cmdPS(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer ps.Close()
-	slog.Info("parameter server ready", "nats", ps.URL(), "policy", f.settings.Policy, "min_workers", f.settings.MinWorkers, "run_dir", f.runDir)
+	slog.Info("parameter server ready", "nats", ps.URL(), "policy", f.settings.Policy, "min_workers", f.settings.MinWorkers,
+		"run_dir", f.runDir, "start_now", fmt.Sprintf("kill -USR1 %d", os.Getpid()))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGUSR1 is the start signal: train with the workers there are.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			ps.Start()
+		}
+	}()
 	sum, err := ps.Run(ctx)
 	if err != nil {
 		return err
