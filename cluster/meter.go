@@ -32,8 +32,7 @@ type snapshot struct {
 }
 
 type measurement struct {
-	version  int64
-	at       time.Duration
+	snapshot
 	accuracy float64
 }
 
@@ -87,7 +86,7 @@ func (mt *meter) loop() {
 func (mt *meter) measure(s snapshot) measurement {
 	copy(mt.model.Params(), s.params)
 	_, acc := mt.model.Evaluate(mt.test.X, mt.test.Y, mt.test.Len(), 500)
-	return measurement{version: s.version, at: s.at, accuracy: acc}
+	return measurement{snapshot: s, accuracy: acc}
 }
 
 // stop ends the loop and waits for it, dropping what it had not measured.

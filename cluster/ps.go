@@ -129,6 +129,7 @@ type PS struct {
 	meter *meter
 	inbox chan inbound
 	subs  []*nats.Subscription
+	buf   []byte // publish's encoding buffer
 
 	names      map[protocol.WorkerID]string    // every worker that joined
 	live       map[protocol.WorkerID]time.Time // last word from each live worker
@@ -138,8 +139,10 @@ type PS struct {
 	start      time.Time
 	offset     time.Duration // run time before a resume
 	lastSave   time.Time
-	// lastMeasured is the version of the newest test measurement.
+	// lastMeasured is the version of the newest test measurement; result
+	// is the model that reached the target, once one has.
 	lastMeasured int64
+	result       []float32
 	sum          Summary
 	once       sync.Once
 }
@@ -407,10 +410,10 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 		}
 	}
 	p.nc.Flush()
-	// The measurements in flight are of earlier versions: measure the
-	// final model itself.
+	// A run that reached its target ends with the model that reached it;
+	// any other ends with the server's last model, measured here.
 	p.meter.stop()
-	if v := p.srv.Version(); v != p.lastMeasured {
+	if v := p.srv.Version(); p.result == nil && v != p.lastMeasured {
 		p.measured(p.meter.measure(snapshot{version: v, at: p.elapsed(), params: p.srv.Params()}))
 	}
 	sum := p.summary()
@@ -468,6 +471,9 @@ func (p *PS) interrupt() (Summary, error) {
 // archives the run dir.
 func (p *PS) finish(sum *Summary) error {
 	copy(p.model.Params(), p.srv.Params())
+	if p.result != nil {
+		copy(p.model.Params(), p.result)
+	}
 	if err := p.model.Save(p.cfg.RunDir + "/model.safetensors"); err != nil {
 		return err
 	}
@@ -615,14 +621,16 @@ func (p *PS) step(ev protocol.Event) {
 	}
 }
 
+// publish sends m to a worker. The encoding buffer is reused: the NATS
+// client copies what it is given, and a model goes out on every update.
 func (p *PS) publish(to protocol.WorkerID, m any) {
-	b, err := wire.Encode(nil, m, wire.FP32)
-	if err != nil {
+	var err error
+	if p.buf, err = wire.Encode(p.buf[:0], m, wire.FP32); err != nil {
 		p.log.Error("encode", "err", err)
 		return
 	}
-	p.bytes.Add(int64(len(b)))
-	if err := p.nc.Publish(fmt.Sprintf("%s.w.%s.%d", p.cfg.Prefix, p.names[to], to), b); err != nil {
+	p.bytes.Add(int64(len(p.buf)))
+	if err := p.nc.Publish(fmt.Sprintf("%s.w.%s.%d", p.cfg.Prefix, p.names[to], to), p.buf); err != nil {
 		p.log.Warn("publish", "worker", p.names[to], "err", err)
 	}
 }
@@ -700,6 +708,7 @@ func (p *PS) measured(m measurement) {
 	}
 	if p.cfg.Target > 0 && m.accuracy >= p.cfg.Target && !p.sum.ReachedTarget {
 		p.sum.ReachedTarget = true
+		p.result = m.params
 		p.step(protocol.Halt{Reason: "target accuracy"})
 	}
 }

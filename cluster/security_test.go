@@ -86,7 +86,7 @@ func TestNKeysAndTLS(t *testing.T) {
 		want string
 	}{
 		{"no-ca", Security{NKeySeed: friendSeed, TLSCert: cliCert, TLSKey: cliKey}, "certificate"},
-		{"no-client-cert", Security{NKeySeed: friendSeed, TLSCA: ca}, "certificate"},
+		{"no-client-cert", Security{NKeySeed: friendSeed, TLSCA: ca}, "client certificate"},
 		{"stranger", Security{NKeySeed: strangerSeed, TLSCA: ca, TLSCert: cliCert, TLSKey: cliKey}, "authorization"},
 		{"no-nkey", Security{TLSCA: ca, TLSCert: cliCert, TLSKey: cliKey}, "authorization"},
 	}

@@ -130,6 +130,11 @@ func dial(ctx context.Context, cfg WorkerConfig) (*nats.Conn, error) {
 	deadline := time.Now().Add(cfg.GiveUp)
 	for {
 		nc, err := nats.Connect(cfg.URL, opts...)
+		if err != nil && cfg.Security.TLSCert == "" && strings.Contains(err.Error(), "tls") && !strings.Contains(err.Error(), "x509") {
+			// A server that requires client certificates closes the
+			// handshake with an error that does not say so.
+			return nil, fmt.Errorf("%w (does the server require a client certificate? --tls-cert, --tls-key)", err)
+		}
 		if err == nil || !errors.Is(err, nats.ErrNoServers) || time.Now().After(deadline) {
 			return nc, err
 		}
@@ -211,6 +216,7 @@ type session struct {
 	grad    []float32
 	chunks  map[int64]*data.Dataset
 	got     map[int64]int // rows received of each chunk
+	buf     []byte        // send's encoding buffer
 }
 
 func newSession(cfg WorkerConfig, nc *nats.Conn, log *slog.Logger, welcome wire.Welcome) (*session, error) {
@@ -406,9 +412,9 @@ func (s *session) train(w protocol.Work) error {
 func (s *session) send(m any, r protocol.Report) {
 	s.log.Info("chunk trained", "chunk", r.ChunkID, "samples", r.Samples, "steps", r.Steps, "loss", r.Loss,
 		"major", r.Decision.Major, "z", r.Decision.Z, "threshold", r.Decision.Thres, "train_ms", r.TrainTime.Milliseconds())
-	b, err := wire.Encode(nil, m, wire.FP32)
-	if err == nil {
-		err = s.nc.Publish(s.cfg.Prefix+".ps", b)
+	var err error
+	if s.buf, err = wire.Encode(s.buf[:0], m, wire.FP32); err == nil {
+		err = s.nc.Publish(s.cfg.Prefix+".ps", s.buf) // the client copies it: buf is reused
 	}
 	if err != nil {
 		s.log.Warn("send", "chunk", r.ChunkID, "err", err)
