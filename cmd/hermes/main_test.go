@@ -103,11 +103,23 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 	if out, err := exec.Command(bin, "train", "--train", good, "--test", good, "--model", "logreg", "--epochs", "1", "--save", weights).CombinedOutput(); err != nil {
 		t.Fatalf("train: %v\n%s", err, out)
 	}
+	held := filepath.Join(dir, "held")
+	os.MkdirAll(held, 0o755)
+	write("held/checkpoint.gob", "a run's state")
+	ps := func(extra ...string) []string {
+		return append([]string{"ps", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200"}, extra...)
+	}
 	cases := []struct {
 		name string
 		args []string
 		want []string
 	}{
+		{"resume without a run dir", ps("--resume"), []string{"--resume needs --run-dir"}},
+		{"resume without a checkpoint", ps("--resume", "--run-dir", filepath.Join(dir, "empty")), []string{"no checkpoint in", "empty"}},
+		{"new run over a checkpoint", ps("--run-dir", held), []string{held, "holds a run already"}},
+		{"seed as public key", ps("--nkey-file", good), []string{good + ":1", "not a public user nkey"}},
+		{"short worker timeout", ps("--worker-timeout", "1s"), []string{"--worker-timeout 1s", "at least 2s"}},
+		{"keygen over a file", []string{"keygen", "--seed-file", good}, []string{good, "file exists"}},
 		{"truncated idx", []string{"train", "--train", trunc, "--test", trunc}, []string{trunc, "truncated"}},
 		{"wrong magic", []string{"train", "--train", magic, "--test", magic}, []string{magic, "bad magic"}},
 		{"ragged csv", []string{"train", "--train", ragged, "--test", good}, []string{ragged + ":2", "2 fields, want 3"}},
