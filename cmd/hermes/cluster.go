@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/hermes-go/hermes/cluster"
 	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/nn"
@@ -302,6 +304,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	start := time.Now()
 	// The demo's table is its terminal output; events go to the run dir.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	table := liveTable{w: os.Stderr, redraw: term.IsTerminal(int(os.Stderr.Fd()))}
 	ps, err := f.start(fs, func(s cluster.Status) {
 		if f.asJSON {
 			return
@@ -312,12 +315,13 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		}
 		sort.Strings(names)
 		var b strings.Builder
-		fmt.Fprintf(&b, "%6.1fs  model v%-4d test accuracy %.4f\n", s.Elapsed.Seconds(), s.Version, s.Accuracy)
+		fmt.Fprintf(&b, "%6.1fs  model v%-5d test accuracy %.4f\n", s.Elapsed.Seconds(), s.Version, s.Accuracy)
+		fmt.Fprintf(&b, "  %-10s %6s %4s %6s %6s %8s\n", "worker", "chunk", "mb", "major", "minor", "loss")
 		for _, n := range names {
 			w := s.Workers[n]
-			fmt.Fprintf(&b, "         %-8s chunk %5d  mb %3d  major %3d  minor %3d  loss %.4f\n", n, w.Chunk, w.MiniBatch, w.Major, w.Minor, w.LastLoss)
+			fmt.Fprintf(&b, "  %-10s %6d %4d %6d %6d %8.4f\n", n, w.Chunk, w.MiniBatch, w.Major, w.Minor, w.LastLoss)
 		}
-		fmt.Fprint(os.Stderr, b.String())
+		table.show(b.String())
 	}, quiet)
 	if err != nil {
 		return err
@@ -354,4 +358,20 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	}
 	sum.WallSeconds = time.Since(start).Seconds()
 	return printSummary(stdout, sum, f.asJSON)
+}
+
+// liveTable shows the demo's table: redrawn in place on a terminal,
+// appended to a log or pipe.
+type liveTable struct {
+	w      io.Writer
+	redraw bool
+	lines  int // lines drawn last time
+}
+
+func (t *liveTable) show(text string) {
+	if t.redraw && t.lines > 0 {
+		fmt.Fprintf(t.w, "\x1b[%dA\x1b[J", t.lines) // up, clear to the end
+	}
+	fmt.Fprint(t.w, text)
+	t.lines = strings.Count(text, "\n")
 }

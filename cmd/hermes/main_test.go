@@ -256,3 +256,19 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// On a terminal the demo's table is redrawn in place; elsewhere appended.
+func TestLiveTable(t *testing.T) {
+	var term, pipe bytes.Buffer
+	a, b := liveTable{w: &term, redraw: true}, liveTable{w: &pipe}
+	for _, text := range []string{"v1\nw0\n", "v2\nw0\nw1\n"} {
+		a.show(text)
+		b.show(text)
+	}
+	if got := term.String(); got != "v1\nw0\n\x1b[2A\x1b[Jv2\nw0\nw1\n" {
+		t.Fatalf("terminal got %q", got)
+	}
+	if got := pipe.String(); got != "v1\nw0\nv2\nw0\nw1\n" {
+		t.Fatalf("pipe got %q", got)
+	}
+}
