@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +38,13 @@ func TestEndToEndEmbedded(t *testing.T) {
 // The same against an external nats-server process (Debian package
 // nats-server, which `make test` installs), started and stopped here.
 func TestEndToEndExternalNATS(t *testing.T) {
+	runCluster(t, startNATSServer(t), false)
+}
+
+// startNATSServer starts a nats-server process on a free loopback port for
+// the test and returns its URL.
+func startNATSServer(t *testing.T, args ...string) string {
+	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
 		bin = "/usr/sbin/nats-server" // Debian's place, not on every PATH
@@ -46,20 +52,15 @@ func TestEndToEndExternalNATS(t *testing.T) {
 			t.Skip("nats-server is not installed (make test installs it)")
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	addr := freeAddr(t)
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, append([]string{"-a", host, "-p", port}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			break
 		}
@@ -68,7 +69,7 @@ func TestEndToEndExternalNATS(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	runCluster(t, url, false)
+	return "nats://" + addr
 }
 
 // startFixturePS starts a server for logistic regression on the fixture
@@ -299,12 +300,30 @@ func freeAddr(t *testing.T) string {
 // left running, reconnect and join again by themselves, and the global
 // model's version continues from where it stopped.
 func TestResumeAfterInterrupt(t *testing.T) {
-	dir, addr := t.TempDir(), freeAddr(t)
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	interruptAndResume(t, addr, "", dir, dir)
+}
+
+// With an external NATS server that has JetStream, the checkpoint is also
+// in its object store: a server on another machine (here: with another,
+// empty run dir) resumes the run from there.
+func TestResumeFromJetStream(t *testing.T) {
+	url := startNATSServer(t, "-js", "-sd", t.TempDir())
+	interruptAndResume(t, "", url, t.TempDir(), t.TempDir())
+}
+
+// interruptAndResume runs two workers under a server on addr (embedded) or
+// natsURL (external) with run dir dir1, interrupts it, and resumes with a
+// second server with run dir dir2; it checks that the run continues.
+func interruptAndResume(t *testing.T, addr, natsURL, dir1, dir2 string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	interrupt, stopFirst := context.WithCancel(ctx)
+	dir := dir2
 	first := startFixturePS(t, func(c *PSConfig) {
-		c.Settings.MinWorkers, c.Listen, c.RunDir, c.Target = 2, addr, dir, 0.99
+		c.Settings.MinWorkers, c.Listen, c.NATS, c.RunDir, c.Target = 2, addr, natsURL, dir1, 0.99
 		c.Settings.Patience = 1 << 20
 		c.OnApplied = func(s Status) {
 			if s.Version >= 3 {
@@ -315,7 +334,7 @@ func TestResumeAfterInterrupt(t *testing.T) {
 	errs := make(chan error, 2)
 	for _, name := range []string{"a", "b"} {
 		go func() {
-			errs <- RunWorker(ctx, WorkerConfig{URL: "nats://" + addr, Name: name, Memory: 1 << 30, Cores: 1,
+			errs <- RunWorker(ctx, WorkerConfig{URL: first.URL(), Name: name, Memory: 1 << 30, Cores: 1,
 				Slowdown: 3, Seed: 1, GiveUp: 30 * time.Second, Log: quietLog})
 		}()
 	}
@@ -329,7 +348,7 @@ func TestResumeAfterInterrupt(t *testing.T) {
 	}
 
 	second := startFixturePS(t, func(c *PSConfig) {
-		c.Settings.MinWorkers, c.Listen, c.RunDir, c.Resume, c.Target = 2, addr, dir, true, 0.75
+		c.Settings.MinWorkers, c.Listen, c.NATS, c.RunDir, c.Resume, c.Target = 2, addr, natsURL, dir2, true, 0.75
 	})
 	sum2, err := second.Run(ctx)
 	if err != nil {
@@ -371,7 +390,11 @@ func TestResumeAfterInterrupt(t *testing.T) {
 	if c.Cut != c.Acked+c.Outstanding+c.Queued || c.Returned == 0 {
 		t.Fatalf("chunk accounting %+v", c)
 	}
+	if dir1 != dir2 && !strings.Contains(string(b), `"from":"JetStream object store hermes-runs"`) {
+		t.Fatalf("the checkpoint did not come from JetStream:\n%s", b)
+	}
 	// Resuming a run that has ended is refused.
+	second.Close()
 	_, err = StartPS(second.cfg)
 	if err == nil || !strings.Contains(err.Error(), "ended") {
 		t.Fatalf("resume of an ended run: %v", err)

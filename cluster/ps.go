@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -53,9 +55,9 @@ type PSConfig struct {
 	ModelMeta  map[string]string // saved with the final model (the input normalization)
 	// Norm is the normalization applied to the data sets. With it, samples
 	// that were bytes in their file travel as bytes (see wire.Data).
-	Norm data.Norm
-	Seed       uint64
-	Target     float64 // stop when the test accuracy reaches it (0: never)
+	Norm   data.Norm
+	Seed   uint64
+	Target float64 // stop when the test accuracy reaches it (0: never)
 	// NATS is the URL of an existing NATS server; empty starts an
 	// embedded one on Listen (host:port; port -1 picks a free one).
 	NATS     string
@@ -119,17 +121,18 @@ type Summary struct {
 
 // PS is a running parameter server.
 type PS struct {
-	cfg   PSConfig
-	log   *slog.Logger
-	ns    *server.Server
-	nc    *nats.Conn
-	srv   *protocol.Server
-	model *nn.Model // the server's: validation passes
-	rd    *runDir
-	meter *meter
-	inbox chan inbound
-	subs  []*nats.Subscription
-	buf   []byte // publish's encoding buffer
+	cfg     PSConfig
+	log     *slog.Logger
+	ns      *server.Server
+	nc      *nats.Conn
+	srv     *protocol.Server
+	model   *nn.Model // the server's: validation passes
+	rd      *runDir
+	objects *objectStore // nil without JetStream
+	meter   *meter
+	inbox   chan inbound
+	subs    []*nats.Subscription
+	buf     []byte // publish's encoding buffer
 
 	names      map[protocol.WorkerID]string    // every worker that joined
 	live       map[protocol.WorkerID]time.Time // last word from each live worker
@@ -144,7 +147,7 @@ type PS struct {
 	lastMeasured int64
 	result       []float32
 	sum          Summary
-	once       sync.Once
+	once         sync.Once
 }
 
 type inbound struct {
@@ -183,29 +186,33 @@ func StartPS(cfg PSConfig) (*PS, error) {
 	if p.meter, err = newMeter(cfg.Spec, cfg.Test); err != nil {
 		return nil, err
 	}
-	if err := p.openState(); err != nil {
-		p.Close()
-		return nil, err
-	}
-	if err := p.connect(); err != nil {
-		p.Close()
-		return nil, err
+	for _, open := range []func() error{p.openLog, p.connect, p.openState} {
+		if err := open(); err != nil {
+			p.Close()
+			return nil, err
+		}
 	}
 	return p, nil
 }
 
-// openState opens the run dir and builds the protocol server, fresh or
-// from the checkpoint.
+// openLog opens the run dir and sends the server's events to it as well.
+func (p *PS) openLog() error {
+	if p.cfg.RunDir == "" {
+		return nil
+	}
+	var err error
+	if p.rd, err = openRunDir(p.cfg.RunDir); err != nil {
+		return err
+	}
+	file := slog.NewJSONHandler(nodeWriter{p.rd, "ps"}, nil).WithAttrs([]slog.Attr{slog.String("node", "ps")})
+	p.log = slog.New(slog.NewMultiHandler(p.cfg.Log.Handler(), file))
+	return nil
+}
+
+// openState builds the protocol server, fresh or from the checkpoint: the
+// run dir's, or else the JetStream object store's.
 func (p *PS) openState() error {
 	cfg := p.cfg
-	if cfg.RunDir != "" {
-		var err error
-		if p.rd, err = openRunDir(cfg.RunDir); err != nil {
-			return err
-		}
-		file := slog.NewJSONHandler(nodeWriter{p.rd, "ps"}, nil).WithAttrs([]slog.Attr{slog.String("node", "ps")})
-		p.log = slog.New(slog.NewMultiHandler(cfg.Log.Handler(), file))
-	}
 	// Passes after a checkpoint are shuffled from the seed and the
 	// version, so a resumed run is as reproducible as a fresh one.
 	if !cfg.Resume {
@@ -213,7 +220,19 @@ func (p *PS) openState() error {
 		p.srv, err = protocol.NewServer(cfg.Settings, p.model.Params(), cfg.Train.Len(), p, rand.New(rand.NewPCG(cfg.Seed, 0x6469737065)))
 		return err
 	}
-	st, err := loadState(cfg.RunDir)
+	from := filepath.Join(cfg.RunDir, checkpointFile)
+	b, err := readCheckpoint(cfg.RunDir)
+	if err == nil && b == nil && p.objects != nil {
+		from = "JetStream object store " + cfg.Prefix + "-runs"
+		b, err = p.objects.get(checkpointFile)
+	}
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if b == nil {
+		return fmt.Errorf("resume: no checkpoint in %s (was the run started with this --run-dir?)", cfg.RunDir)
+	}
+	st, err := decodeState(b, from)
 	if err != nil {
 		return err
 	}
@@ -223,7 +242,7 @@ func (p *PS) openState() error {
 	p.srv, err = protocol.RestoreServer(cfg.Settings, st.Protocol, cfg.Train.Len(), p,
 		rand.New(rand.NewPCG(cfg.Seed, uint64(st.Protocol.Version))))
 	if err != nil {
-		return fmt.Errorf("resume from %s: %w", cfg.RunDir, err)
+		return fmt.Errorf("resume from %s: %w", from, err)
 	}
 	p.sum = st.Summary
 	p.sum.ResumedFrom = st.Protocol.Version
@@ -232,7 +251,25 @@ func (p *PS) openState() error {
 	for name, ws := range st.Summary.PerWorker {
 		p.status[name] = &ws
 	}
-	p.log.Info("resumed", "run_dir", cfg.RunDir, "version", st.Protocol.Version, "elapsed", p.offset.Round(time.Millisecond))
+	p.log.Info("resumed", "run_dir", cfg.RunDir, "version", st.Protocol.Version, "elapsed", p.offset.Round(time.Millisecond), "from", from)
+	return nil
+}
+
+// saveState writes the checkpoint to the run dir and, where there is one,
+// to the object store.
+func (p *PS) saveState(st psState) error {
+	b, err := encodeState(st)
+	if err != nil {
+		return err
+	}
+	if err := p.rd.writeFile(checkpointFile, b); err != nil {
+		return err
+	}
+	if p.objects != nil {
+		if err := p.objects.put(checkpointFile, b); err != nil {
+			p.log.Warn("checkpoint to JetStream", "err", err)
+		}
+	}
 	return nil
 }
 
@@ -248,6 +285,9 @@ func (p *PS) connect() error {
 			return err
 		}
 		o := &server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, MaxPayload: maxPayload}
+		if cfg.RunDir != "" {
+			o.JetStream, o.StoreDir = true, filepath.Join(cfg.RunDir, "jetstream")
+		}
 		// The server admits itself by a key of its own, made for this run.
 		self, err := nkeys.CreateUser()
 		if err != nil {
@@ -296,6 +336,11 @@ func (p *PS) connect() error {
 			return err
 		}
 		p.subs = append(p.subs, sub)
+	}
+	if cfg.RunDir != "" {
+		if p.objects, err = openObjectStore(p.nc, cfg.Prefix); err != nil {
+			p.log.Info("no JetStream object store: checkpoints are kept in the run dir only", "err", err)
+		}
 	}
 	return nil
 }
@@ -448,7 +493,7 @@ func (p *PS) checkpoint() error {
 	p.lastSave = time.Now()
 	p.step(protocol.Tick{}) // bring the protocol's clock to now
 	st := psState{Protocol: p.srv.Checkpoint(), NextWorker: p.nextWorker, Summary: p.summary()}
-	if err := saveState(p.cfg.RunDir, st); err != nil {
+	if err := p.saveState(st); err != nil {
 		return err
 	}
 	p.log.Info("checkpoint", "version", st.Protocol.Version, "elapsed", st.Protocol.Now.Round(time.Millisecond))
@@ -477,8 +522,15 @@ func (p *PS) finish(sum *Summary) error {
 	if err := p.model.Save(p.cfg.RunDir + "/model.safetensors"); err != nil {
 		return err
 	}
-	if err := saveState(p.cfg.RunDir, psState{Protocol: p.srv.Checkpoint(), NextWorker: p.nextWorker, Summary: *sum}); err != nil {
+	if err := p.saveState(psState{Protocol: p.srv.Checkpoint(), NextWorker: p.nextWorker, Summary: *sum}); err != nil {
 		return err
+	}
+	if p.objects != nil {
+		if b, err := os.ReadFile(filepath.Join(p.cfg.RunDir, "model.safetensors")); err == nil {
+			if err := p.objects.put("model.safetensors", b); err != nil {
+				p.log.Warn("final model to JetStream", "err", err)
+			}
+		}
 	}
 	b, _ := json.MarshalIndent(sum, "", "  ")
 	if err := p.rd.writeFile("summary.json", append(b, '\n')); err != nil {

@@ -22,6 +22,7 @@ import (
 //	summary.json        the run's summary
 //	events.jsonl        every node's events, one JSON object a line, with "node"
 //	nodes/NODE.jsonl    the events of one node (ps, or a worker's name)
+//	jetstream/          the embedded NATS server's JetStream store (not archived)
 //
 // Files are opened for appending, so a resumed run adds to its logs. At
 // the end of a run the directory is archived to DIR.tar.gz beside it.
@@ -153,6 +154,9 @@ func (d *runDir) archive() (string, error) {
 		zw := gzip.NewWriter(w)
 		tw := tar.NewWriter(zw)
 		err := filepath.WalkDir(d.path, func(path string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() && e.Name() == "jetstream" {
+				return fs.SkipDir // the embedded server's store: live files, and a copy of what is here
+			}
 			if err != nil || e.IsDir() {
 				return err
 			}
