@@ -108,6 +108,7 @@ func TestUpdateOverhead(t *testing.T) {
 	grad := make([]float32, 784*128+128+128*64+64+64*10+10) // the MLP
 	b, _ := Encode(nil, protocol.Update{Report: protocol.Report{Decision: protocol.Decision{Reason: "significant improvement"}}, Grad: grad}, FP32)
 	raw := 4 * len(grad)
+	t.Logf("update of the MLP: %d raw float32 bytes, %d on the wire (%.3f%% over)", raw, len(b), 100*float64(len(b)-raw)/float64(raw))
 	if over := float64(len(b)-raw) / float64(raw); over > 0.05 || over < 0 {
 		t.Fatalf("update of %d raw bytes takes %d on the wire (%.4f%% over)", raw, len(b), 100*over)
 	}
