@@ -95,8 +95,16 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	if t >= lo && t <= hi || math.Abs(t-median) <= a.s.ResizeTolerance*median {
 		return false, st.chunk, st.miniBatch, 0
 	}
+	// The target is the median of every worker's time, this one's
+	// included. The others' median alone is a moving target: with few
+	// workers, two outliers resized to each other's last time swap sizes
+	// forever (TestAllocatorSettlesWithTwoWorkers); with this one's time
+	// in, each resize halves the gap at worst, and the sizes settle. With
+	// many workers the two medians agree.
+	all := append(others, t)
+	sort.Float64s(all)
 	perSample, perStep := fitCost(st.hist)
-	c, b, pred := a.search(perSample, perStep, median, st.maxChunk, st.miniBatch)
+	c, b, pred := a.search(perSample, perStep, quantile(all, 0.5), st.maxChunk, st.miniBatch)
 	changed := c != st.chunk || b != st.miniBatch
 	st.chunk, st.miniBatch = c, b
 	return changed, c, b, Time(pred * float64(time.Second))
