@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"go/parser"
 	"go/token"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -268,6 +269,23 @@ func TestPackageIsPure(t *testing.T) {
 			if strings.Contains(string(src), bad) {
 				t.Errorf("%s uses %s", f, bad)
 			}
+		}
+	}
+}
+
+// An update with a NaN or an infinity anywhere is refused, naming where.
+func TestUpdateWithNonFiniteValueIsRefused(t *testing.T) {
+	for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		srv := newTestServer(t, func(s *Settings) { s.MinWorkers = 1 }, []float32{1, 2, 3, 4}, quadVal{})
+		srv.Step(0, Register{Worker: 1})
+		chunk := chunkOf(srv.Ready(), 1)
+		u := Update{Report: Report{Worker: 1, ChunkID: chunk, Loss: 1, Decision: Decision{Major: true}},
+			Grad: []float32{0.1, 0.2, float32(bad), 0.4}}
+		if err := srv.Step(time.Second, u); err == nil || !strings.Contains(err.Error(), "non-finite value at 2") {
+			t.Fatalf("%v in an update: %v", bad, err)
+		}
+		if srv.Version() != 0 || srv.Params()[2] != 3 {
+			t.Fatalf("the refused update changed the model: %v", srv.Params())
 		}
 	}
 }

@@ -264,9 +264,17 @@ func (s *Server) update(u Update) error {
 	if len(u.Grad) != len(s.params) {
 		return fmt.Errorf("server: update from worker %d has %d values, model has %d", u.Worker, len(u.Grad), len(s.params))
 	}
-	for i, g := range u.Grad {
-		if !finite(float64(g)) {
-			return fmt.Errorf("server: update from worker %d has a non-finite value at %d", u.Worker, i)
+	// g-g is 0 for every finite g and NaN for NaN and ±Inf: one
+	// subtraction a value, summed so the loop has no branch.
+	var sum float32
+	for _, g := range u.Grad {
+		sum += g - g
+	}
+	if sum != 0 {
+		for i, g := range u.Grad {
+			if !finite(float64(g)) {
+				return fmt.Errorf("server: update from worker %d has a non-finite value at %d", u.Worker, i)
+			}
 		}
 	}
 	if err := s.accept(u.Report); err != nil {
@@ -332,8 +340,9 @@ func (s *Server) merge(g []float32, from []WorkerID) {
 			s.params[i] -= lr * s.agg[i]
 		}
 	default: // apply, average: g is the update to take as it is
-		for i := range s.params {
-			s.params[i] -= lr * g[i]
+		p := s.params[:len(g)]
+		for i, v := range g {
+			p[i] -= lr * v
 		}
 	}
 	s.version++

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 )
 
@@ -34,14 +36,36 @@ commands:
 // errUsage marks errors where the flags were wrong; flag already printed why.
 var errUsage = errors.New("usage")
 
-func main() {
+func main() { os.Exit(hermes()) }
+
+// hermes runs the command line and returns the exit code; deferred work
+// (the profile) finishes before the exit.
+func hermes() int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	// HERMES_CPUPROFILE=FILE profiles any command; the worker processes of
+	// a demo write FILE.PID.
+	if path := os.Getenv("HERMES_CPUPROFILE"); path != "" {
+		if len(os.Args) > 1 && os.Args[1] == "worker" {
+			path += "." + strconv.Itoa(os.Getpid())
+		}
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hermes: HERMES_CPUPROFILE:", err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "hermes:", err)
 		}
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func run(args []string, stdout io.Writer) error {
