@@ -75,6 +75,13 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	if len(st.hist) > costHistory {
 		st.hist = st.hist[1:]
 	}
+	// A chunk cut before the worker's last resize says nothing about the
+	// new size: it was prefetched at the old one. It feeds the cost model,
+	// but judging the worker on it would resize it again for a time it no
+	// longer has.
+	if train, _ := SplitChunk(st.chunk, a.holdOut); r.Samples != a.epochs*train {
+		return false, st.chunk, st.miniBatch, 0
+	}
 	var others []float64
 	for id, o := range a.workers {
 		if id == r.Worker {

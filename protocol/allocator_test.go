@@ -89,3 +89,30 @@ func TestAllocatorSettlesWithMoreWorkers(t *testing.T) {
 		}
 	}
 }
+
+// The chunk a worker had prefetched before a resize is of the old size: its
+// time does not make the worker an outlier again.
+func TestAllocatorIgnoresChunksCutBeforeAResize(t *testing.T) {
+	a := NewAllocator(Defaults(), 1, 0)
+	for w := range 3 {
+		a.Add(WorkerID(w), 0)
+	}
+	obs := func(w WorkerID, samples int, secs float64) (bool, int) {
+		changed, c, _, _ := a.Observe(Report{Worker: w, TrainTime: Time(secs * float64(time.Second)), Samples: samples, Steps: samples / 16})
+		return changed, c
+	}
+	obs(0, 2500, 1)
+	obs(1, 2500, 1)
+	changed, c := obs(2, 2500, 4)
+	if !changed || c >= 2500 {
+		t.Fatalf("a worker 4 times slower was not made smaller: %d", c)
+	}
+	// The old chunk, a little slower still (noise): without this rule
+	// the worker would be resized again, to another size.
+	if changed, _ := obs(2, 2500, 4.4); changed {
+		t.Fatal("resized again on a chunk cut before the resize")
+	}
+	if got, _ := a.Size(2); got != c {
+		t.Fatalf("chunk %d after the stale report, want %d", got, c)
+	}
+}
