@@ -23,9 +23,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -283,6 +285,15 @@ func (p *PS) connect() error {
 		host, port, err := splitListen(cfg.Listen)
 		if err != nil {
 			return err
+		}
+		// nats-server reports a taken port only in its log; asking first
+		// turns a 10 s wait into a clear error.
+		if port > 0 {
+			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				return fmt.Errorf("--listen: %w", err)
+			}
+			l.Close()
 		}
 		o := &server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, MaxPayload: maxPayload}
 		if cfg.RunDir != "" {

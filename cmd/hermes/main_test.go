@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,11 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 	held := filepath.Join(dir, "held")
 	os.MkdirAll(held, 0o755)
 	write("held/checkpoint.gob", "a run's state")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	ps := func(extra ...string) []string {
 		return append([]string{"ps", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200"}, extra...)
 	}
@@ -118,6 +124,7 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"resume without a checkpoint", ps("--resume", "--run-dir", filepath.Join(dir, "empty")), []string{"no checkpoint in", "empty"}},
 		{"new run over a checkpoint", ps("--run-dir", held), []string{held, "holds a run already"}},
 		{"seed as public key", ps("--nkey-file", good), []string{good + ":1", "not a public user nkey"}},
+		{"port taken", ps("--listen", taken.Addr().String(), "--run-dir", filepath.Join(dir, "taken")), []string{"--listen", taken.Addr().String(), "address already in use"}},
 		{"short worker timeout", ps("--worker-timeout", "1s"), []string{"--worker-timeout 1s", "at least 2s"}},
 		{"keygen over a file", []string{"keygen", "--seed-file", good}, []string{good, "file exists"}},
 		{"truncated idx", []string{"train", "--train", trunc, "--test", trunc}, []string{trunc, "truncated"}},
