@@ -15,8 +15,8 @@ import (
 // not charge. When changes come faster than passes, the newest snapshot
 // replaces a waiting one.
 type meter struct {
-	model *nn.Model
-	test  *data.Dataset
+	model  *nn.Model
+	test   *data.Dataset
 	next   chan snapshot
 	done   chan measurement
 	quit   chan struct{}

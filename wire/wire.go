@@ -77,11 +77,11 @@ type Stop struct{ Reason string }
 // package's loading and normalization do, so the worker trains on the very
 // values the server holds.
 type Data struct {
-	ChunkID       int64
-	Offset, Total int64
-	Shape         []int32
-	X             []float32
-	Y             []int32
+	ChunkID          int64
+	Offset, Total    int64
+	Shape            []int32
+	X                []float32
+	Y                []int32
 	Bytes            []uint8 // if set, sent instead of X
 	Scale, Mean, Std float64 // how Bytes became X
 }
