@@ -26,6 +26,7 @@ demo: deps-data build
 	./hermes demo
 
 test: deps-data deps-nats
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test ./...
 	$(MAKE) cross
