@@ -1,6 +1,7 @@
 # Hermes-Go. `make demo` runs the main job, `make test` runs every test; both
 # install what is missing (scripts/deps.sh).
 GO ?= go
+GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 PEER ?= ../shared/peers/torch_engine.py
 export CGO_ENABLED = 0
 
@@ -26,7 +27,7 @@ demo: deps-data build
 	./hermes demo
 
 test: deps-data deps-nats
-	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	@test -z "$$($(GOFMT) -l .)" || { echo "gofmt needed:"; $(GOFMT) -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test ./...
 	$(MAKE) cross
