@@ -49,7 +49,10 @@ type psFlags struct {
 type securityFlags struct{ token, nkeySeed, tlsCert, tlsKey, tlsCA string }
 
 func (s *securityFlags) register(fs *flag.FlagSet, server bool) {
-	fs.StringVar(&s.token, "token", os.Getenv("HERMES_TOKEN"), "shared secret every client must present (default $HERMES_TOKEN)")
+	fs.StringVar(&s.token, "token", os.Getenv("HERMES_TOKEN"), map[bool]string{
+		true:  "shared secret every client must present (default $HERMES_TOKEN)",
+		false: "the server's shared secret (default $HERMES_TOKEN)",
+	}[server])
 	fs.StringVar(&s.tlsCA, "tls-ca", "", map[bool]string{
 		true:  "CA file: require every client to present a certificate it signed (mutual TLS)",
 		false: "CA file that signed the server's certificate",
@@ -229,8 +232,14 @@ func cmdWorker(args []string, stdout io.Writer) error {
 		return fmt.Errorf("worker: slowdown = %v, want >= 1", *slowdown)
 	}
 	if *name == "" {
+		// Names are NATS subject tokens: a host name's dots become dashes.
 		h, _ := os.Hostname()
-		*name = h + "-" + strconv.Itoa(os.Getpid())
+		*name = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+				return r
+			}
+			return '-'
+		}, h) + "-" + strconv.Itoa(os.Getpid())
 	}
 	mem := *memory << 20
 	if mem == 0 {
