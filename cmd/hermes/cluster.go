@@ -343,7 +343,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	var procs []*exec.Cmd
 	for i, s := range slows {
 		threads := max(1, runtime.NumCPU()/len(slows))
-		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", fmt.Sprintf("w%d-x%g", i, s),
+		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", strings.ReplaceAll(fmt.Sprintf("w%d-x%g", i, s), ".", "_"),
 			"--slowdown", fmt.Sprint(s), "--threads", strconv.Itoa(threads), "--seed", strconv.Itoa(i+1))
 		cmd.Env = append(os.Environ(), "HERMES_TOKEN="+f.sec.token) // not on the command line, where ps shows it
 		cmd.Stderr = io.Discard

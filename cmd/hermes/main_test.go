@@ -247,7 +247,7 @@ func TestSimScenarioErrors(t *testing.T) {
 func TestDemo(t *testing.T) {
 	bin := hermesBinary(t)
 	cmd := exec.Command(bin, "demo", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
-		"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--target", "0.7", "--slowdowns", "1,2,3", "--run-dir", filepath.Join(t.TempDir(), "run"), "--json")
+		"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--target", "0.7", "--slowdowns", "1,2.5,3", "--run-dir", filepath.Join(t.TempDir(), "run"), "--json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
