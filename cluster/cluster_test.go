@@ -430,3 +430,33 @@ func logHas(path, s string) bool {
 	b, _ := os.ReadFile(path)
 	return strings.Contains(string(b), s)
 }
+
+// Models and updates larger than the server's message limit travel in
+// pieces: here the MLP's 437 KB through a 64 KB limit (a default external
+// nats-server allows 1 MB, less than a large model).
+func TestLargeMessagesTravelInPieces(t *testing.T) {
+	ps := startFixturePS(t, func(c *PSConfig) {
+		c.Spec, _ = nn.Builtin("mlp", 10)
+		c.Settings.MinWorkers, c.Target, c.MaxPayload = 2, 0.7, 64<<10
+	})
+	if got := ps.nc.MaxPayload(); got != 64<<10 {
+		t.Fatalf("max payload %d", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make(chan error, 2)
+	for _, name := range []string{"a", "b"} {
+		go func() {
+			errs <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1, Seed: 1, Log: quietLog})
+		}()
+	}
+	sum, err := ps.Run(ctx)
+	if err != nil || !sum.ReachedTarget || sum.UpdatesTotal == 0 {
+		t.Fatalf("run through 64 KB messages: %+v, %v", sum, err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

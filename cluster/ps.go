@@ -18,6 +18,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,6 +65,9 @@ type PSConfig struct {
 	// embedded one on Listen (host:port; port -1 picks a free one).
 	NATS     string
 	Listen   string
+	// MaxPayload is the embedded server's message limit; 0 means 64 MB.
+	// Larger messages go in pieces (wire.Fragment).
+	MaxPayload int32
 	Prefix   string
 	Security Security
 	Log      *slog.Logger
@@ -135,6 +139,7 @@ type PS struct {
 	inbox   chan inbound
 	subs    []*nats.Subscription
 	buf     []byte // publish's encoding buffer
+	out     *sender
 
 	names      map[protocol.WorkerID]string    // every worker that joined
 	live       map[protocol.WorkerID]time.Time // last word from each live worker
@@ -295,7 +300,7 @@ func (p *PS) connect() error {
 			}
 			l.Close()
 		}
-		o := &server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, MaxPayload: maxPayload}
+		o := &server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, MaxPayload: cmp.Or(cfg.MaxPayload, maxPayload)}
 		if cfg.RunDir != "" {
 			o.JetStream, o.StoreDir = true, filepath.Join(cfg.RunDir, "jetstream")
 		}
@@ -332,13 +337,15 @@ func (p *PS) connect() error {
 	if p.nc, err = nats.Connect(url, opts...); err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
 	}
+	p.out = newSender(p.nc)
 	if p.nc.MaxPayload() < 8<<20 {
 		p.log.Warn("nats max_payload is small; large chunks will be refused", "max_payload", p.nc.MaxPayload())
 	}
+	updates := newReceiver() // reports and updates; large updates come in pieces
 	subs := map[string]func(*nats.Msg){
-		cfg.Prefix + ".join":  func(m *nats.Msg) { p.receive(m, true) },
-		cfg.Prefix + ".hb":    func(m *nats.Msg) { p.receive(m, true) },
-		cfg.Prefix + ".ps":    func(m *nats.Msg) { p.receive(m, false) },
+		cfg.Prefix + ".join":  func(m *nats.Msg) { p.receive(m, nil) },
+		cfg.Prefix + ".hb":    func(m *nats.Msg) { p.receive(m, nil) },
+		cfg.Prefix + ".ps":    func(m *nats.Msg) { p.receive(m, updates) },
 		cfg.Prefix + ".log.*": p.receiveLog,
 	}
 	for subj, h := range subs {
@@ -380,16 +387,26 @@ func (p *PS) URL() string {
 }
 
 // receive decodes a message on a NATS goroutine and queues it for the
-// server's loop. Undecodable input is logged and dropped.
-func (p *PS) receive(msg *nats.Msg, request bool) {
+// server's loop. Undecodable input is logged and dropped. Requests (joins,
+// heartbeats) come without a receiver: they are small, never in pieces.
+func (p *PS) receive(msg *nats.Msg, rcv *receiver) {
 	p.bytes.Add(int64(len(msg.Data)))
-	m, err := wire.Decode(msg.Data)
+	var m any
+	var err error
+	if rcv != nil {
+		m, err = rcv.decode(msg.Data)
+	} else {
+		m, err = wire.Decode(msg.Data)
+	}
 	if err != nil {
 		p.log.Warn("rejected message", "subject", msg.Subject, "bytes", len(msg.Data), "err", err)
 		return
 	}
+	if m == nil {
+		return // a piece of a message still incomplete
+	}
 	in := inbound{msg: m}
-	if request {
+	if request := rcv == nil; request {
 		switch m.(type) {
 		case wire.Join, wire.Heartbeat:
 		default:
@@ -693,7 +710,7 @@ func (p *PS) publish(to protocol.WorkerID, m any) {
 		return
 	}
 	p.bytes.Add(int64(len(p.buf)))
-	if err := p.nc.Publish(fmt.Sprintf("%s.w.%s.%d", p.cfg.Prefix, p.names[to], to), p.buf); err != nil {
+	if err := p.out.publish(fmt.Sprintf("%s.w.%s.%d", p.cfg.Prefix, p.names[to], to), p.buf); err != nil {
 		p.log.Warn("publish", "worker", p.names[to], "err", err)
 	}
 }

@@ -70,25 +70,29 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	// Server-to-worker subjects end in the session's id, so that what was
 	// sent to an earlier session is told apart and dropped.
 	inbox := make(chan sessionMsg, 1024)
+	models := newReceiver() // large models come in pieces
 	sub, err := nc.Subscribe(cfg.Prefix+".w."+cfg.Name+".*", func(msg *nats.Msg) {
 		id, err := strconv.ParseInt(msg.Subject[strings.LastIndex(msg.Subject, ".")+1:], 10, 64)
-		m, derr := wire.Decode(msg.Data)
+		m, derr := models.decode(msg.Data)
 		if err != nil || derr != nil {
 			log.Warn("rejected message", "subject", msg.Subject, "err", errors.Join(err, derr))
 			return
 		}
-		inbox <- sessionMsg{id, m}
+		if m != nil {
+			inbox <- sessionMsg{id, m}
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("worker %s: subscribe: %w", cfg.Name, err)
 	}
 	defer sub.Unsubscribe()
+	out := newSender(nc)
 	for {
 		welcome, err := join(ctx, nc, cfg)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", cfg.Name, err)
 		}
-		s, err := newSession(cfg, nc, log, welcome)
+		s, err := newSession(cfg, nc, out, log, welcome)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", cfg.Name, err)
 		}
@@ -205,6 +209,7 @@ func FreeMemory() int64 {
 type session struct {
 	cfg     WorkerConfig
 	nc      *nats.Conn
+	out     *sender
 	log     *slog.Logger
 	id      protocol.WorkerID
 	sm      *protocol.Worker
@@ -219,7 +224,7 @@ type session struct {
 	buf     []byte        // send's encoding buffer
 }
 
-func newSession(cfg WorkerConfig, nc *nats.Conn, log *slog.Logger, welcome wire.Welcome) (*session, error) {
+func newSession(cfg WorkerConfig, nc *nats.Conn, out *sender, log *slog.Logger, welcome wire.Welcome) (*session, error) {
 	spec, err := nn.ParseSpec([]byte(welcome.Spec))
 	if err != nil {
 		return nil, fmt.Errorf("model spec from server: %w", err)
@@ -242,7 +247,7 @@ func newSession(cfg WorkerConfig, nc *nats.Conn, log *slog.Logger, welcome wire.
 		return nil, err
 	}
 	log.Info("joined", "id", id, "params", len(model.Params()))
-	return &session{cfg: cfg, nc: nc, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
+	return &session{cfg: cfg, nc: nc, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
 		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
 		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}, nil
@@ -414,7 +419,7 @@ func (s *session) send(m any, r protocol.Report) {
 		"major", r.Decision.Major, "z", r.Decision.Z, "threshold", r.Decision.Thres, "train_ms", r.TrainTime.Milliseconds())
 	var err error
 	if s.buf, err = wire.Encode(s.buf[:0], m, wire.FP32); err == nil {
-		err = s.nc.Publish(s.cfg.Prefix+".ps", s.buf) // the client copies it: buf is reused
+		err = s.out.publish(s.cfg.Prefix+".ps", s.buf) // the client copies it: buf is reused
 	}
 	if err != nil {
 		s.log.Warn("send", "chunk", r.ChunkID, "err", err)

@@ -47,6 +47,7 @@ const (
 	TypeWelcome
 	TypeHeartbeat
 	TypeRejoin
+	TypeFragment
 )
 
 // Codec is how a tensor's values are packed.
@@ -171,6 +172,8 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		t = TypeHeartbeat
 	case Rejoin:
 		t = TypeRejoin
+	case Fragment:
+		t = TypeFragment
 	default:
 		return nil, fmt.Errorf("wire: cannot encode %T", m)
 	}
@@ -203,6 +206,12 @@ func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
 		b = putString(b, m.Reason)
 	case Rejoin:
 		b = putString(b, m.Reason)
+	case Fragment:
+		b = binary.LittleEndian.AppendUint64(b, m.ID)
+		b = binary.LittleEndian.AppendUint32(b, m.Index)
+		b = binary.LittleEndian.AppendUint32(b, m.Count)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Part)))
+		b = append(b, m.Part...)
 	case Data:
 		b = putI64(b, m.ChunkID)
 		b = putI64(b, m.Offset)
@@ -567,6 +576,13 @@ func Decode(b []byte) (any, error) {
 		m = Stop{Reason: r.str()}
 	case TypeRejoin:
 		m = Rejoin{Reason: r.str()}
+	case TypeFragment:
+		f := Fragment{ID: uint64(r.i64()), Index: r.u32(), Count: r.u32()}
+		f.Part = append([]byte{}, r.take(r.count(1))...)
+		if r.err == nil && (f.Count < 2 || f.Count > MaxFragments || f.Index >= f.Count || len(f.Part) == 0) {
+			r.err = fmt.Errorf("fragment %d of %d with %d bytes", f.Index, f.Count, len(f.Part))
+		}
+		m = f
 	case TypeData:
 		m = r.data()
 	case TypeHeartbeat:

@@ -27,6 +27,7 @@ func sampleMessages() []any {
 		Join{Name: "pi3-a", MemoryBytes: 1 << 30, Cores: 4, Version: "1"},
 		Heartbeat{Worker: 2},
 		Rejoin{Reason: "unknown worker"},
+		Fragment{ID: 1 << 40, Index: 1, Count: 3, Part: []byte("piece")},
 		Welcome{Worker: 3, Spec: `{"layers":[]}`, Settings: `{"policy":"hermes"}`, Shape: []int32{1, 28, 28}, Classes: 10, LocalLR: 0.02},
 	}
 }
