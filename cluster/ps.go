@@ -63,14 +63,14 @@ type PSConfig struct {
 	Target float64 // stop when the test accuracy reaches it (0: never)
 	// NATS is the URL of an existing NATS server; empty starts an
 	// embedded one on Listen (host:port; port -1 picks a free one).
-	NATS     string
-	Listen   string
+	NATS   string
+	Listen string
 	// MaxPayload is the embedded server's message limit; 0 means 64 MB.
 	// Larger messages go in pieces (wire.Fragment).
 	MaxPayload int32
-	Prefix   string
-	Security Security
-	Log      *slog.Logger
+	Prefix     string
+	Security   Security
+	Log        *slog.Logger
 	// RunDir keeps the checkpoint, final model, summary and logs (see
 	// runDir); empty keeps nothing. Resume continues the run checkpointed
 	// there.
