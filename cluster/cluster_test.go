@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,6 +99,30 @@ func startFixturePS(t *testing.T, mod func(*PSConfig)) *PS {
 
 var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
+// runWorkers runs ps with the given workers (in this process, quiet, seeded)
+// until it stops or a minute passes, and checks that every worker ended
+// without an error.
+func runWorkers(t *testing.T, ps *PS, workers ...WorkerConfig) Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make(chan error, len(workers))
+	for _, w := range workers {
+		w.URL, w.Seed, w.Log = cmp.Or(w.URL, ps.URL()), cmp.Or(w.Seed, 1), quietLog
+		go func() { errs <- RunWorker(ctx, w) }()
+	}
+	sum, err := ps.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sum
+}
+
 // runCluster trains logistic regression on the fixture with three workers
 // of unequal speed and checks that the run reaches 0.75 test accuracy.
 // With hostile set, garbage, a NaN update, a wrong-shape update and an
@@ -127,29 +151,11 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 		nc.Flush()
 		nc.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	var workers []WorkerConfig
 	for i, name := range []string{"a", "b", "c"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1,
-				Slowdown: float64(1 + i), Seed: 1, Log: quietLog})
-		}()
+		workers = append(workers, WorkerConfig{Name: name, Memory: 1 << 30, Cores: 1, Slowdown: float64(1 + i)})
 	}
-	sum, err := ps.Run(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	sum := runWorkers(t, ps, workers...)
 	if !sum.ReachedTarget || sum.FinalAccuracy < 0.75 || sum.StopReason != "target accuracy" {
 		t.Fatalf("summary %+v", sum)
 	}
@@ -210,16 +216,8 @@ func TestTokenRequired(t *testing.T) {
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") || !strings.Contains(err.Error(), "worker intruder") {
 		t.Fatalf("worker without the token: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		done <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "friend", Security: Security{Token: "s3cret"}, Seed: 1, Log: quietLog})
-	}()
-	sum, err := ps.Run(ctx)
-	if err != nil || !sum.ReachedTarget || sum.Workers != 1 {
-		t.Fatalf("run with the token: %+v, %v", sum, err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if sum := runWorkers(t, ps, WorkerConfig{Name: "friend", Security: Security{Token: "s3cret"}}); !sum.ReachedTarget || sum.Workers != 1 {
+		t.Fatalf("run with the token: %+v", sum)
 	}
 }
 
@@ -409,20 +407,14 @@ func TestStartSignal(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: "only", Seed: 1, Log: quietLog}) }()
 	go func() {
 		for ctx.Err() == nil && !logHas(filepath.Join(dir, "nodes", "ps.jsonl"), `"msg":"worker joined"`) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		ps.Start()
 	}()
-	sum, err := ps.Run(ctx)
-	if err != nil || !sum.ReachedTarget || sum.Workers != 1 {
-		t.Fatalf("run after the start signal: %+v, %v", sum, err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if sum := runWorkers(t, ps, WorkerConfig{Name: "only"}); !sum.ReachedTarget || sum.Workers != 1 {
+		t.Fatalf("run after the start signal: %+v", sum)
 	}
 }
 
@@ -442,21 +434,8 @@ func TestLargeMessagesTravelInPieces(t *testing.T) {
 	if got := ps.nc.MaxPayload(); got != 64<<10 {
 		t.Fatalf("max payload %d", got)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	errs := make(chan error, 2)
-	for _, name := range []string{"a", "b"} {
-		go func() {
-			errs <- RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1, Seed: 1, Log: quietLog})
-		}()
-	}
-	sum, err := ps.Run(ctx)
-	if err != nil || !sum.ReachedTarget || sum.UpdatesTotal == 0 {
-		t.Fatalf("run through 64 KB messages: %+v, %v", sum, err)
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
+	sum := runWorkers(t, ps, WorkerConfig{Name: "a", Memory: 1 << 30}, WorkerConfig{Name: "b", Memory: 1 << 30})
+	if !sum.ReachedTarget || sum.UpdatesTotal == 0 {
+		t.Fatalf("run through 64 KB messages: %+v", sum)
 	}
 }

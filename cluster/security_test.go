@@ -97,17 +97,10 @@ func TestNKeysAndTLS(t *testing.T) {
 		}
 		t.Logf("refused: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		done <- RunWorker(ctx, WorkerConfig{URL: url, Name: "friend", Seed: 1, Log: quietLog,
-			Security: Security{NKeySeed: friendSeed, TLSCA: ca, TLSCert: cliCert, TLSKey: cliKey}})
-	}()
-	sum, err := ps.Run(ctx)
-	if err != nil || !sum.ReachedTarget || sum.Workers != 1 {
-		t.Fatalf("run with credentials: %+v, %v", sum, err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	sum := runWorkers(t, ps, WorkerConfig{URL: url, Name: "friend",
+		Security: Security{NKeySeed: friendSeed, TLSCA: ca, TLSCert: cliCert, TLSKey: cliKey}})
+	if !sum.ReachedTarget || sum.Workers != 1 {
+		t.Fatalf("run with credentials: %+v", sum)
 	}
 }
 
