@@ -136,10 +136,12 @@ type PS struct {
 	rd      *runDir
 	objects *objectStore // nil without JetStream
 	meter   *meter
-	inbox   chan inbound
-	subs    []*nats.Subscription
-	buf     []byte // publish's encoding buffer
-	out     *sender
+	// trainBytes is the training set as bytes, when it travels as bytes.
+	trainBytes []uint8
+	inbox      chan inbound
+	subs       []*nats.Subscription
+	buf        []byte // publish's encoding buffer
+	out        *sender
 
 	names      map[protocol.WorkerID]string    // every worker that joined
 	live       map[protocol.WorkerID]time.Time // last word from each live worker
@@ -192,6 +194,13 @@ func StartPS(cfg PSConfig) (*PS, error) {
 		names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{}, status: map[string]*WorkerStatus{}}
 	if p.meter, err = newMeter(cfg.Spec, cfg.Test); err != nil {
 		return nil, err
+	}
+	// Once, not per chunk: the training set as the bytes it was in its
+	// file, if it was (see wire.Data).
+	if cfg.Train.ValueBytes == 1 {
+		if raw, ok := wire.ByteSamples(cfg.Train.X, data.ByteScale, cfg.Norm.Mean, cfg.Norm.Std); ok {
+			p.trainBytes = raw
+		}
 	}
 	for _, open := range []func() error{p.openLog, p.connect, p.openState} {
 		if err := open(); err != nil {
@@ -749,18 +758,30 @@ func (p *PS) assign(a protocol.Assign) {
 	for i, v := range a.Work.Chunk.Indices {
 		idx[i] = int(v)
 	}
-	sub := p.cfg.Train.Subset(idx)
-	shape := shape32(sub.Shape)
-	size := sub.SampleSize()
+	train := p.cfg.Train
+	n, size := len(idx), train.SampleSize()
+	y := make([]int32, n)
+	var x []float32
+	var raw []uint8
+	if p.trainBytes != nil {
+		raw = make([]uint8, n*size)
+		for j, i := range idx {
+			copy(raw[j*size:], p.trainBytes[i*size:(i+1)*size])
+			y[j] = train.Y[i]
+		}
+	} else {
+		x = make([]float32, n*size)
+		train.Gather(idx, x, y)
+	}
+	shape := shape32(train.Shape)
 	per := max(1, int(p.nc.MaxPayload()-4096)/(4*size+4))
-	for lo := 0; lo < sub.Len(); lo += per {
-		hi := min(lo+per, sub.Len())
-		d := wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(sub.Len()),
-			Shape: shape, X: sub.X[lo*size : hi*size], Y: sub.Y[lo:hi]}
-		if p.cfg.Train.ValueBytes == 1 {
-			if raw, ok := wire.ByteSamples(d.X, data.ByteScale, p.cfg.Norm.Mean, p.cfg.Norm.Std); ok {
-				d.X, d.Bytes, d.Scale, d.Mean, d.Std = nil, raw, data.ByteScale, p.cfg.Norm.Mean, p.cfg.Norm.Std
-			}
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		d := wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(n), Shape: shape, Y: y[lo:hi]}
+		if raw != nil {
+			d.Bytes, d.Scale, d.Mean, d.Std = raw[lo*size:hi*size], data.ByteScale, p.cfg.Norm.Mean, p.cfg.Norm.Std
+		} else {
+			d.X = x[lo*size : hi*size]
 		}
 		p.publish(a.To, d)
 	}
@@ -796,15 +817,23 @@ func (p *PS) measured(m measurement) {
 // validName reports whether name can be a NATS subject token and a file
 // name.
 func validName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
+	return name != "" && len(name) <= 64 && !strings.ContainsFunc(name, func(r rune) bool { return !nameRune(r) })
+}
+
+func nameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+}
+
+// Name turns s (a host name, a label) into a worker name: other
+// characters become _, and it is cut to 64 bytes.
+func Name(s string) string {
+	n := strings.Map(func(r rune) rune {
+		if nameRune(r) {
+			return r
 		}
-	}
-	return true
+		return '_'
+	}, s)
+	return n[:min(len(n), 64)]
 }
 
 // Close stops the server's connection and its embedded NATS, and closes

@@ -130,3 +130,15 @@ func TestSecurityValidate(t *testing.T) {
 		t.Errorf("a seed in the users file: %v", err)
 	}
 }
+
+// Host names and labels become valid worker names.
+func TestName(t *testing.T) {
+	for in, want := range map[string]string{"pi.local": "pi_local", "w1-x2.5": "w1-x2_5", "büro 3": "b_ro_3"} {
+		if got := Name(in); got != want || !validName(got) {
+			t.Errorf("Name(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if long := Name(strings.Repeat("a.", 100)); len(long) != 64 || !validName(long) {
+		t.Errorf("a long name became %q", long)
+	}
+}

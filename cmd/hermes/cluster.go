@@ -232,14 +232,8 @@ func cmdWorker(args []string, stdout io.Writer) error {
 		return fmt.Errorf("worker: slowdown = %v, want >= 1", *slowdown)
 	}
 	if *name == "" {
-		// Names are NATS subject tokens: a host name's dots become dashes.
 		h, _ := os.Hostname()
-		*name = strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-				return r
-			}
-			return '-'
-		}, h) + "-" + strconv.Itoa(os.Getpid())
+		*name = cluster.Name(fmt.Sprintf("%.50s-%d", h, os.Getpid()))
 	}
 	mem := *memory << 20
 	if mem == 0 {
@@ -343,7 +337,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	var procs []*exec.Cmd
 	for i, s := range slows {
 		threads := max(1, runtime.NumCPU()/len(slows))
-		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", strings.ReplaceAll(fmt.Sprintf("w%d-x%g", i, s), ".", "_"),
+		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", cluster.Name(fmt.Sprintf("w%d-x%g", i, s)),
 			"--slowdown", fmt.Sprint(s), "--threads", strconv.Itoa(threads), "--seed", strconv.Itoa(i+1))
 		cmd.Env = append(os.Environ(), "HERMES_TOKEN="+f.sec.token) // not on the command line, where ps shows it
 		cmd.Stderr = io.Discard
