@@ -142,9 +142,9 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 		nan, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: []float32{float32(math.NaN())}}, wire.FP32)
 		shape, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: make([]float32, 3)}, wire.FP32)
 		for _, b := range [][]byte{[]byte("garbage"), nan, shape, make([]byte, 1<<20)} {
-			nc.Publish("hermes.ps", b)
+			nc.Publish("hermes.up.x", b)
 		}
-		nc.Publish("hermes.join", []byte("not a join"))
+		nc.Publish("hermes.join.x", []byte("not a join"))
 		nc.Publish("hermes.log.a", []byte("not json"))
 		nc.Publish("hermes.log.ps", []byte(`{"msg":"forged server event"}`))
 		nc.Publish("hermes.log.a", []byte(`{"msg":"`+strings.Repeat("x", maxLogLine)+`"}`))
@@ -158,6 +158,14 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 	sum := runWorkers(t, ps, workers...)
 	if !sum.ReachedTarget || sum.FinalAccuracy < 0.75 || sum.StopReason != "target accuracy" {
 		t.Fatalf("summary %+v", sum)
+	}
+	if hostile {
+		// Garbage, the NaN and the zeros fail to decode; the update of a
+		// sender that never joined is stale; each bad log line is counted.
+		r := sum.Rejected
+		if r[rejectUndecodable] != 4 || r[rejectStale] < 1 || r[rejectLog] != 3 {
+			t.Errorf("rejected %v, want 4 undecodable, a stale session, 3 bad log lines", r)
+		}
 	}
 	checkRunDir(t, dir, sum)
 	return sum
@@ -232,7 +240,7 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 	})
 	// The dead worker joins, takes its model and two chunks, and is never
 	// heard of again.
-	nc, err := nats.Connect(ps.URL())
+	nc, err := nats.Connect(ps.URL(), nats.CustomInboxPrefix("hermes.inbox.dead"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +254,7 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 		got <- m
 	})
 	join, _ := wire.Encode(nil, wire.Join{Name: "dead", MemoryBytes: 1 << 30, Cores: 1, Version: fmt.Sprint(wire.Version)}, wire.FP32)
-	go nc.Request("hermes.join", join, 10*time.Second)
+	go nc.Request("hermes.join.dead", join, 10*time.Second)
 
 	// No target: the run lasts until the context ends, long after the
 	// timeout.

@@ -4,17 +4,9 @@
 // protocol.Worker as the simulator; only time (the wall clock) and the
 // transport differ.
 //
-// Subjects, under a run prefix P (default "hermes"):
-//
-//	P.join      request/reply: a worker's wire.Join, answered by wire.Welcome
-//	P.hb        request/reply: a worker's wire.Heartbeat, answered by the
-//	            same, or by wire.Rejoin when the server does not know it
-//	P.ps        workers to server: reports and updates
-//	P.log.NAME  a worker's log records, JSON lines, for the central log
-//	P.w.NAME.ID server to the worker called NAME, in its session ID: models,
-//	            chunk data, work, stop. A worker subscribes before it joins,
-//	            so nothing the server sends right after the welcome is lost,
-//	            and drops what was sent to an earlier session of its own.
+// The subjects a run uses, and the NATS permissions that confine each
+// worker to its own, are laid out in subjects.go. The server takes a
+// sender's identity from the subject, never from the message body.
 package cluster
 
 import (
@@ -36,7 +28,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/nn"
@@ -108,21 +99,27 @@ type WorkerStatus struct {
 // Summary is the outcome of a run; its JSON is what `hermes ps --json` and
 // `hermes demo --json` print.
 type Summary struct {
-	ReachedTarget bool                    `json:"reached_target"`
-	FinalAccuracy float64                 `json:"final_accuracy"`
-	BestAccuracy  float64                 `json:"best_accuracy"`
-	WallSeconds   float64                 `json:"wall_seconds"`
-	BytesTotal    int64                   `json:"bytes_total"`
-	UpdatesTotal  int64                   `json:"updates_total"`
-	Workers       int                     `json:"workers"`
-	StopReason    string                  `json:"stop_reason"`
-	Version       int64                   `json:"version"`      // global-model changes so far
-	ResumedFrom   int64                   `json:"resumed_from"` // the version a resumed run started at (0: not resumed)
-	Lost          int                     `json:"lost_workers"` // timed out; their chunks were handed out again
-	Chunks        protocol.DispenserStats `json:"chunks"`
-	PerWorker     map[string]WorkerStatus `json:"per_worker"`
-	RunDir        string                  `json:"run_dir,omitempty"`
-	Archive       string                  `json:"archive,omitempty"`
+	ReachedTarget bool    `json:"reached_target"`
+	FinalAccuracy float64 `json:"final_accuracy"`
+	BestAccuracy  float64 `json:"best_accuracy"`
+	WallSeconds   float64 `json:"wall_seconds"`
+	BytesTotal    int64   `json:"bytes_total"`
+	UpdatesTotal  int64   `json:"updates_total"`
+	Workers       int     `json:"workers"`
+	StopReason    string  `json:"stop_reason"`
+	Version       int64   `json:"version"`      // global-model changes so far
+	ResumedFrom   int64   `json:"resumed_from"` // the version a resumed run started at (0: not resumed)
+	Lost          int     `json:"lost_workers"` // timed out; their chunks were handed out again
+	// Auth is how workers prove who they are: "nkey" or "mtls" (each its
+	// own identity and permissions), "token" (one shared identity), or
+	// "none".
+	Auth string `json:"auth"`
+	// Rejected counts the messages turned away, by reason (see reject.go).
+	Rejected  map[string]int64        `json:"rejected,omitempty"`
+	Chunks    protocol.DispenserStats `json:"chunks"`
+	PerWorker map[string]WorkerStatus `json:"per_worker"`
+	RunDir    string                  `json:"run_dir,omitempty"`
+	Archive   string                  `json:"archive,omitempty"`
 }
 
 // PS is a running parameter server.
@@ -143,8 +140,11 @@ type PS struct {
 	buf        []byte // publish's encoding buffer
 	out        *sender
 
+	subj       subjects
+	rejected   rejections
 	names      map[protocol.WorkerID]string    // every worker that joined
 	live       map[protocol.WorkerID]time.Time // last word from each live worker
+	session    map[string]protocol.WorkerID    // each live worker's session, by name
 	status     map[string]*WorkerStatus        // by name, across rejoins
 	nextWorker int64
 	bytes      atomic.Int64
@@ -161,6 +161,7 @@ type PS struct {
 
 type inbound struct {
 	msg   any
+	from  string    // the sender's name, from the subject
 	reply func(any) // set for requests: joins and heartbeats
 }
 
@@ -191,7 +192,8 @@ func StartPS(cfg PSConfig) (*PS, error) {
 	m.Init(cfg.Seed)
 	m.Meta = cfg.ModelMeta
 	p := &PS{cfg: cfg, model: m, inbox: make(chan inbound, 1024), log: cfg.Log,
-		names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{}, status: map[string]*WorkerStatus{}}
+		subj: subjects{cfg.Prefix}, names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{},
+		session: map[string]protocol.WorkerID{}, status: map[string]*WorkerStatus{}}
 	if p.meter, err = newMeter(cfg.Spec, cfg.Test); err != nil {
 		return nil, err
 	}
@@ -263,6 +265,11 @@ func (p *PS) openState() error {
 	p.sum = st.Summary
 	p.sum.ResumedFrom = st.Protocol.Version
 	p.nextWorker = st.NextWorker
+	for reason, n := range st.Summary.Rejected {
+		for range n {
+			p.rejected.add(reason)
+		}
+	}
 	p.offset = st.Protocol.Now
 	for name, ws := range st.Summary.PerWorker {
 		p.status[name] = &ws
@@ -313,13 +320,12 @@ func (p *PS) connect() error {
 		if cfg.RunDir != "" {
 			o.JetStream, o.StoreDir = true, filepath.Join(cfg.RunDir, "jetstream")
 		}
-		// The server admits itself by a key of its own, made for this run.
-		self, err := nkeys.CreateUser()
+		own, err := cfg.Security.serverOptions(o, p.subj)
 		if err != nil {
 			return err
 		}
-		if err := cfg.Security.serverOptions(o, self); err != nil {
-			return err
+		if cfg.Security.Token != "" {
+			p.log.Warn("token authentication: every client shares one identity, so any worker can read the others' traffic and act in their names; give each worker its own key (--nkey-file) or certificate (--tls-ca) to isolate them")
 		}
 		if p.ns, err = server.NewServer(o); err != nil {
 			return fmt.Errorf("embedded nats: %w", err)
@@ -330,11 +336,8 @@ func (p *PS) connect() error {
 		}
 		// In process: no TLS to itself (hence nats://), no port to reach.
 		url = strings.Replace(p.ns.ClientURL(), "tls://", "nats://", 1)
-		opts = append(opts, nats.InProcessServer(p.ns), nats.Token(cfg.Security.Token))
-		if len(cfg.Security.NKeyUsers) > 0 {
-			pub, _ := self.PublicKey()
-			opts = append(opts, nats.Nkey(pub, self.Sign))
-		}
+		opts = append(opts, nats.InProcessServer(p.ns))
+		opts = append(opts, own...)
 	} else {
 		co, err := cfg.Security.clientOptions()
 		if err != nil {
@@ -352,10 +355,10 @@ func (p *PS) connect() error {
 	}
 	updates := newReceiver() // reports and updates; large updates come in pieces
 	subs := map[string]func(*nats.Msg){
-		cfg.Prefix + ".join":  func(m *nats.Msg) { p.receive(m, nil) },
-		cfg.Prefix + ".hb":    func(m *nats.Msg) { p.receive(m, nil) },
-		cfg.Prefix + ".ps":    func(m *nats.Msg) { p.receive(m, updates) },
-		cfg.Prefix + ".log.*": p.receiveLog,
+		p.subj.all(kindJoin):      func(m *nats.Msg) { p.receive(m, kindJoin, nil) },
+		p.subj.all(kindHeartbeat): func(m *nats.Msg) { p.receive(m, kindHeartbeat, nil) },
+		p.subj.all(kindUp):        func(m *nats.Msg) { p.receive(m, kindUp, updates) },
+		p.subj.all(kindLog):       p.receiveLog,
 	}
 	for subj, h := range subs {
 		sub, err := p.nc.Subscribe(subj, h)
@@ -395,11 +398,14 @@ func (p *PS) URL() string {
 	return p.nc.ConnectedUrl()
 }
 
-// receive decodes a message on a NATS goroutine and queues it for the
-// server's loop. Undecodable input is logged and dropped. Requests (joins,
-// heartbeats) come without a receiver: they are small, never in pieces.
-func (p *PS) receive(msg *nats.Msg, rcv *receiver) {
+// receive decodes a message that arrived on a subject of kind, on a NATS
+// goroutine, and queues it for the server's loop with its sender's name,
+// taken from the subject. What cannot be used is rejected here, counted
+// by reason. Requests (joins, heartbeats) come without a receiver: they
+// are small, never in pieces.
+func (p *PS) receive(msg *nats.Msg, kind string, rcv *receiver) {
 	p.bytes.Add(int64(len(msg.Data)))
+	from := p.subj.sender(msg.Subject)
 	var m any
 	var err error
 	if rcv != nil {
@@ -408,18 +414,30 @@ func (p *PS) receive(msg *nats.Msg, rcv *receiver) {
 		m, err = wire.Decode(msg.Data)
 	}
 	if err != nil {
-		p.log.Warn("rejected message", "subject", msg.Subject, "bytes", len(msg.Data), "err", err)
+		p.reject(rejectUndecodable, from, "err", err, "bytes", len(msg.Data))
 		return
 	}
 	if m == nil {
 		return // a piece of a message still incomplete
 	}
-	in := inbound{msg: m}
-	if request := rcv == nil; request {
-		switch m.(type) {
-		case wire.Join, wire.Heartbeat:
-		default:
-			p.log.Warn("rejected message", "subject", msg.Subject, "err", fmt.Sprintf("%T on a request subject", m))
+	in := inbound{msg: m, from: from}
+	switch m.(type) {
+	case wire.Join:
+		err = expectKind(kind, kindJoin, m)
+	case wire.Heartbeat:
+		err = expectKind(kind, kindHeartbeat, m)
+	case protocol.Report, protocol.Update:
+		err = expectKind(kind, kindUp, m)
+	default:
+		err = fmt.Errorf("%T is not for the server", m)
+	}
+	if err != nil {
+		p.reject(rejectWrongSubject, from, "subject", msg.Subject, "err", err)
+		return
+	}
+	if rcv == nil {
+		if !p.subj.replyOK(from, msg.Reply) {
+			p.reject(rejectReplySubject, from, "reply", msg.Reply)
 			return
 		}
 		in.reply = func(w any) {
@@ -435,18 +453,31 @@ func (p *PS) receive(msg *nats.Msg, rcv *receiver) {
 	}
 }
 
+func expectKind(kind, want string, m any) error {
+	if kind != want {
+		return fmt.Errorf("%T on a %s subject", m, kind)
+	}
+	return nil
+}
+
+// reject counts a message turned away and logs why.
+func (p *PS) reject(reason, from string, args ...any) {
+	p.rejected.add(reason)
+	p.log.Warn("rejected message", append([]any{"reason", reason, "from", from}, args...)...)
+}
+
 // receiveLog writes a worker's log line to the run dir.
 func (p *PS) receiveLog(msg *nats.Msg) {
 	if p.rd == nil {
 		return
 	}
-	name := msg.Subject[strings.LastIndex(msg.Subject, ".")+1:]
+	name := p.subj.sender(msg.Subject)
 	line, err := nodeLine(name, msg.Data)
-	if err == nil && (!validName(name) || name == "ps") {
+	if err == nil && (!ValidName(name) || name == "ps") {
 		err = fmt.Errorf("worker name %q", name)
 	}
 	if err != nil {
-		p.log.Warn("rejected log line", "subject", msg.Subject, "err", err)
+		p.reject(rejectLog, name, "err", err)
 		return
 	}
 	if err := p.rd.write(name, line); err != nil {
@@ -520,8 +551,14 @@ func (p *PS) summary() Summary {
 		sum.PerWorker[name] = *st
 	}
 	sum.RunDir = p.cfg.RunDir
+	sum.Rejected = p.rejected.counts()
+	sum.Auth = p.cfg.Security.mode()
 	return sum
 }
+
+// Rejected returns the counts of rejected messages by reason so far; it is
+// safe to call while the server runs.
+func (p *PS) Rejected() map[string]int64 { return p.rejected.counts() }
 
 func (p *PS) elapsed() time.Duration { return time.Since(p.start) }
 
@@ -600,27 +637,38 @@ func (p *PS) expire() {
 
 func (p *PS) drop(id protocol.WorkerID) {
 	delete(p.live, id)
+	if name := p.names[id]; p.session[name] == id {
+		delete(p.session, name)
+	}
 	p.step(protocol.Leave{Worker: id})
 }
 
-// alive records that a worker spoke; messages from a worker not live (timed
-// out, replaced by a rejoin, or of a server before a restart) are ignored.
-func (p *PS) alive(id protocol.WorkerID) bool {
-	if _, ok := p.live[id]; !ok {
-		return false
+// sender checks that a message from the worker called name (NATS vouches
+// for the subject it came on) that claims worker id in its body comes from
+// name's live session, and records that the worker spoke. A body that
+// claims another worker's session is forged; one that claims an earlier
+// session of name's, or none known, is stale.
+func (p *PS) sender(name string, id protocol.WorkerID) bool {
+	if cur, ok := p.session[name]; ok && cur == id {
+		p.live[id] = time.Now()
+		return true
 	}
-	p.live[id] = time.Now()
-	return true
+	if owner, ok := p.names[id]; ok && owner != name {
+		p.reject(rejectForged, name, "claims", owner, "id", id)
+	} else {
+		p.rejected.add(rejectStale)
+		p.log.Debug("message from a session that is over", "worker", name, "id", id)
+	}
+	return false
 }
 
 // account records a worker's report for the status table; it returns
-// false for a worker not live, whose messages are dropped.
-func (p *PS) account(r protocol.Report, major bool) bool {
-	if !p.alive(r.Worker) {
-		p.log.Debug("message from a worker not live", "id", r.Worker)
+// false when the report is not from the sender's live session.
+func (p *PS) account(from string, r protocol.Report, major bool) bool {
+	if !p.sender(from, r.Worker) {
 		return false
 	}
-	st := p.status[p.names[r.Worker]]
+	st := p.status[from]
 	if major {
 		st.Major++
 	} else {
@@ -641,70 +689,95 @@ func shape32(s []int) []int32 {
 func (p *PS) handle(in inbound) {
 	switch m := in.msg.(type) {
 	case wire.Heartbeat:
-		if p.alive(protocol.WorkerID(m.Worker)) {
+		id := protocol.WorkerID(m.Worker)
+		if owner, ok := p.names[id]; ok && owner != in.from {
+			p.reject(rejectForged, in.from, "claims", owner, "id", id)
+			return
+		}
+		if cur, ok := p.session[in.from]; ok && cur == id {
+			p.live[id] = time.Now()
 			in.reply(m)
 		} else {
 			in.reply(wire.Rejoin{Reason: "unknown worker"})
 		}
 	case wire.Join:
-		p.join(m, in.reply)
+		p.join(in.from, m, in.reply)
 	case protocol.Start: // from Start, never from the network
 		p.log.Info("start signal", "workers", len(p.live))
 		p.step(m)
 	case protocol.Report:
-		if p.account(m, false) {
-			p.step(m)
+		if p.account(in.from, m, false) {
+			p.stepFrom(in.from, m)
 		}
 	case protocol.Update:
-		if p.account(m.Report, true) {
+		if p.account(in.from, m.Report, true) {
 			p.sum.UpdatesTotal++
-			p.step(m)
+			p.stepFrom(in.from, m)
 		}
 	default:
-		p.log.Warn("rejected message", "type", fmt.Sprintf("%T", m))
+		p.log.Error("unexpected message in the inbox", "type", fmt.Sprintf("%T", m))
 	}
 }
 
-// join admits a worker. A name that is live already is a worker that
-// restarted or lost its connection: its old session is dropped (its chunks
-// go back to the queue) and it starts afresh.
-func (p *PS) join(m wire.Join, reply func(any)) {
-	if !validName(m.Name) || m.Name == "ps" {
+// join admits the worker called name (NATS vouches for the subject the
+// join came on). A name that is live already is a worker that restarted or
+// lost its connection: its old session is dropped (its chunks go back to
+// the queue) and it starts afresh.
+func (p *PS) join(name string, m wire.Join, reply func(any)) {
+	if m.Name != name {
+		p.reject(rejectForged, name, "claims", m.Name)
+		reply(wire.Stop{Reason: fmt.Sprintf("join as %q on the subject of %q", m.Name, name)})
+		return
+	}
+	if !ValidName(m.Name) || m.Name == "ps" {
+		p.reject(rejectJoin, name, "err", "bad name")
 		reply(wire.Stop{Reason: fmt.Sprintf("worker name %q: use letters, digits, - and _ (and not \"ps\")", m.Name)})
 		return
 	}
 	if m.Version != fmt.Sprint(wire.Version) {
+		p.reject(rejectJoin, name, "err", "wire version", "version", m.Version)
 		reply(wire.Stop{Reason: fmt.Sprintf("wire version %s, the server speaks %d", m.Version, wire.Version)})
 		return
 	}
-	for id := range p.live {
-		if p.names[id] == m.Name {
-			p.log.Info("worker rejoined; its previous session is dropped", "worker", m.Name, "old_id", id)
-			p.drop(id)
-		}
+	if old, ok := p.session[name]; ok {
+		p.log.Info("worker rejoined; its previous session is dropped", "worker", name, "old_id", old)
+		p.drop(old)
 	}
 	id := protocol.WorkerID(p.nextWorker)
 	p.nextWorker++
-	p.names[id] = m.Name
+	p.names[id] = name
 	p.live[id] = time.Now()
-	st, ok := p.status[m.Name]
+	p.session[name] = id
+	st, ok := p.status[name]
 	if !ok {
 		st = &WorkerStatus{}
-		p.status[m.Name] = st
+		p.status[name] = st
 	}
 	st.Joins++
 	spec, _ := json.Marshal(p.cfg.Spec)
 	settings, _ := json.Marshal(p.cfg.Settings)
 	reply(wire.Welcome{Worker: int64(id), Spec: string(spec), Settings: string(settings), Shape: shape32(p.cfg.Train.Shape),
 		Classes: int64(p.cfg.Train.Classes), LocalLR: p.cfg.LocalLR})
-	p.log.Info("worker joined", "worker", m.Name, "id", id, "memory_mb", m.MemoryBytes>>20, "cores", m.Cores)
+	p.log.Info("worker joined", "worker", name, "id", id, "memory_mb", m.MemoryBytes>>20, "cores", m.Cores)
 	p.step(protocol.Register{Worker: id, MemoryBytes: m.MemoryBytes, Cores: m.Cores})
+}
+
+// stepFrom steps a worker's message; one the protocol refuses is counted.
+func (p *PS) stepFrom(from string, ev protocol.Event) {
+	if err := p.srv.Step(p.elapsed(), ev); err != nil {
+		p.reject(rejectProtocol, from, "err", err)
+	}
+	p.ready()
 }
 
 func (p *PS) step(ev protocol.Event) {
 	if err := p.srv.Step(p.elapsed(), ev); err != nil {
 		p.log.Warn("rejected event", "err", err)
 	}
+	p.ready()
+}
+
+func (p *PS) ready() {
 	for _, a := range p.srv.Ready() {
 		p.act(a)
 	}
@@ -719,7 +792,7 @@ func (p *PS) publish(to protocol.WorkerID, m any) {
 		return
 	}
 	p.bytes.Add(int64(len(p.buf)))
-	if err := p.out.publish(fmt.Sprintf("%s.w.%s.%d", p.cfg.Prefix, p.names[to], to), p.buf); err != nil {
+	if err := p.out.publish(p.subj.toWorker(p.names[to], int64(to)), p.buf); err != nil {
 		p.log.Warn("publish", "worker", p.names[to], "err", err)
 	}
 }
@@ -814,9 +887,9 @@ func (p *PS) measured(m measurement) {
 	}
 }
 
-// validName reports whether name can be a NATS subject token and a file
-// name.
-func validName(name string) bool {
+// ValidName reports whether name can be a worker's name: a NATS subject
+// token and a file name, of letters, digits, - and _.
+func ValidName(name string) bool {
 	return name != "" && len(name) <= 64 && !strings.ContainsFunc(name, func(r rune) bool { return !nameRune(r) })
 }
 

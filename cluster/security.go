@@ -3,6 +3,9 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"strings"
@@ -21,8 +24,9 @@ type Security struct {
 	// NKeySeed is a file holding this client's nkey seed (see `hermes
 	// keygen`); the client signs the server's challenge with it.
 	NKeySeed string
-	// NKeyUsers are the public user nkeys the embedded server admits.
-	NKeyUsers []string
+	// NKeyUsers are the workers the embedded server admits, each bound to
+	// its key: the name is the only one it may join and publish under.
+	NKeyUsers []NKeyUser
 	// TLSCert and TLSKey are the embedded server's certificate, or a
 	// client's certificate for mutual TLS.
 	TLSCert, TLSKey string
@@ -30,6 +34,19 @@ type Security struct {
 	// client's certificate (mutual TLS); for a client, the CA that signed
 	// the server's.
 	TLSCA string
+}
+
+// mode names how clients prove who they are (see Summary.Auth).
+func (s Security) mode() string {
+	switch {
+	case s.Token != "":
+		return "token"
+	case len(s.NKeyUsers) > 0 || s.NKeySeed != "":
+		return "nkey"
+	case s.TLSCA != "":
+		return "mtls"
+	}
+	return "none"
 }
 
 // Validate checks that the settings go together and their files can be
@@ -58,29 +75,57 @@ func (s Security) Validate() error {
 	return nil
 }
 
-// ReadNKeyUsers reads public user nkeys, one per line; blank lines and
-// lines starting with # are skipped.
-func ReadNKeyUsers(path string) ([]string, error) {
+// NKeyUser is a worker name bound to the public nkey that proves it: a
+// worker may join, and publish, only under the name of its key. The name
+// "ps" binds the parameter server's own key (for an external NATS, see
+// NATSConfig).
+type NKeyUser struct {
+	Name, Key string
+}
+
+// nkeyLineFormat is how an --nkey-file line looks; errors show it.
+const nkeyLineFormat = "NAME UPUBKEY, as `hermes keygen --name NAME` prints it"
+
+// ReadNKeyUsers reads a users file: one "NAME UPUBKEY" a line, as hermes
+// keygen prints them; blank lines and lines starting with # are skipped.
+// Names and keys must be unique.
+func ReadNKeyUsers(path string) ([]NKeyUser, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var keys []string
+	var users []NKeyUser
+	names, keys := map[string]int{}, map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if !nkeys.IsValidPublicUserKey(line) {
-			return nil, fmt.Errorf("%s:%d: %.12q… is not a public user nkey (they start with U)", path, n, line)
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("%s:%d: %.16q…: want %s", path, n, line, nkeyLineFormat)
 		}
-		keys = append(keys, line)
+		u := NKeyUser{Name: f[0], Key: f[1]}
+		if !ValidName(u.Name) {
+			return nil, fmt.Errorf("%s:%d: name %q: use letters, digits, - and _ (want %s)", path, n, u.Name, nkeyLineFormat)
+		}
+		if !nkeys.IsValidPublicUserKey(u.Key) {
+			return nil, fmt.Errorf("%s:%d: %.12q… is not a public user nkey (they start with U; want %s)", path, n, u.Key, nkeyLineFormat)
+		}
+		if prev, dup := names[u.Name]; dup {
+			return nil, fmt.Errorf("%s:%d: name %s is bound on line %d already", path, n, u.Name, prev)
+		}
+		if prev, dup := keys[u.Key]; dup {
+			return nil, fmt.Errorf("%s:%d: this key is bound on line %d already: one key, one name", path, n, prev)
+		}
+		names[u.Name], keys[u.Key] = n, n
+		users = append(users, u)
 	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%s: no public user nkeys", path)
+	if len(users) == 0 {
+		return nil, fmt.Errorf("%s: no users (want lines of %s)", path, nkeyLineFormat)
 	}
-	return keys, nil
+	return users, nil
 }
 
 func readSeed(path string) (nkeys.KeyPair, error) {
@@ -131,28 +176,88 @@ func (s Security) clientOptions() ([]nats.Option, error) {
 	return opts, nil
 }
 
-// serverOptions sets up the embedded server's authentication and TLS. self
-// is the parameter server's own key: it is admitted beside the workers'.
-func (s Security) serverOptions(o *server.Options, self nkeys.KeyPair) error {
-	o.Authorization = s.Token
-	if len(s.NKeyUsers) > 0 {
+// serverOptions sets up the embedded server's authentication, permissions
+// and TLS, and returns the options with which the parameter server's own
+// in-process connection authenticates. The server's user may do anything;
+// a worker's user only what subj.permissions grants its name. A token is
+// one identity that every client shares: it gets no permissions to tell
+// workers apart (hermes ps warns of it).
+func (s Security) serverOptions(o *server.Options, subj subjects) ([]nats.Option, error) {
+	var own []nats.Option
+	switch {
+	case s.Token != "":
+		o.Authorization = s.Token
+		own = append(own, nats.Token(s.Token))
+	case len(s.NKeyUsers) > 0:
+		// The server admits itself by a key of its own, made for this run.
+		self, err := nkeys.CreateUser()
+		if err != nil {
+			return nil, err
+		}
 		pub, err := self.PublicKey()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, k := range append([]string{pub}, s.NKeyUsers...) {
-			o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: k})
+		o.Nkeys = []*server.NkeyUser{{Nkey: pub}}
+		for _, u := range s.NKeyUsers {
+			nu := &server.NkeyUser{Nkey: u.Key, Permissions: subj.permissions(u.Name)}
+			if u.Name == "ps" {
+				nu.Permissions = nil
+			}
+			o.Nkeys = append(o.Nkeys, nu)
 		}
+		own = append(own, nats.Nkey(pub, self.Sign))
+	case s.TLSCA != "":
+		// Mutual TLS without nkeys: the certificate is the identity.
+		secret := rand.Text()
+		o.CustomClientAuthentication = certAuth{subj: subj, secret: secret}
+		own = append(own, nats.Token(secret))
 	}
 	if s.TLSCert != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: s.TLSCert, KeyFile: s.TLSKey,
 			CaFile: s.TLSCA, Verify: s.TLSCA != ""})
 		if err != nil {
-			return fmt.Errorf("tls: %w", err)
+			return nil, fmt.Errorf("tls: %w", err)
 		}
 		o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = tc, true, s.TLSCA != "", 5
 	} else if s.TLSCA != "" {
-		return fmt.Errorf("--tls-ca needs --tls-cert and --tls-key on the server")
+		return nil, fmt.Errorf("--tls-ca needs --tls-cert and --tls-key on the server")
 	}
-	return nil
+	return own, nil
 }
+
+// certAuth admits clients of a mutual-TLS server by their certificates, as
+// nats-server's verify_and_map does: the certificate's common name is the
+// worker's name, and the worker gets that name's permissions. The TLS
+// handshake has verified the certificate against the CA before Check is
+// called. The parameter server's own in-process connection, which has no
+// certificate, proves itself with a secret made for the run.
+type certAuth struct {
+	subj   subjects
+	secret string
+}
+
+// Check implements server.Authentication.
+func (a certAuth) Check(c server.ClientAuthentication) bool {
+	if o := c.GetOpts(); o != nil && o.Token != "" {
+		if subtle.ConstantTimeCompare([]byte(o.Token), []byte(a.secret)) != 1 {
+			return false
+		}
+		c.RegisterUser(&server.User{Username: "ps"})
+		return true
+	}
+	tls := c.GetTLSConnectionState()
+	if tls == nil || len(tls.PeerCertificates) == 0 {
+		return false
+	}
+	name := certName(tls.PeerCertificates[0])
+	if !ValidName(name) || name == "ps" {
+		return false
+	}
+	c.RegisterUser(&server.User{Username: name, Permissions: a.subj.permissions(name)})
+	return true
+}
+
+// certName is the worker name a client certificate stands for: its common
+// name.
+func certName(c *x509.Certificate) string { return c.Subject.CommonName }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,16 +55,20 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	if cfg.GiveUp == 0 {
 		cfg.GiveUp = 10 * time.Minute
 	}
-	if !validName(cfg.Name) || cfg.Name == "ps" {
+	if !ValidName(cfg.Name) || cfg.Name == "ps" {
 		return fmt.Errorf("worker name %q: use letters, digits, - and _ (and not \"ps\")", cfg.Name)
 	}
-	nc, err := dial(ctx, cfg)
+	subj := subjects{cfg.Prefix}
+	// NATS refuses what the worker's credentials do not allow (a name that
+	// is not theirs) asynchronously; denied keeps the first refusal.
+	denied := newRefusal()
+	nc, err := dial(ctx, cfg, subj, denied)
 	if err != nil {
 		return fmt.Errorf("worker %s: connect %s: %w", cfg.Name, cfg.URL, err)
 	}
 	defer nc.Close()
 	// The worker's events go to its stderr and to the server's central log.
-	central := slog.NewJSONHandler(publisher{nc, cfg.Prefix + ".log." + cfg.Name}, nil)
+	central := slog.NewJSONHandler(publisher{nc, subj.from(kindLog, cfg.Name)}, nil)
 	log := slog.New(slog.NewMultiHandler(cfg.Log.Handler(), central)).With("worker", cfg.Name)
 	defer nc.Flush()
 
@@ -71,7 +76,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	// sent to an earlier session is told apart and dropped.
 	inbox := make(chan sessionMsg, 1024)
 	models := newReceiver() // large models come in pieces
-	sub, err := nc.Subscribe(cfg.Prefix+".w."+cfg.Name+".*", func(msg *nats.Msg) {
+	sub, err := nc.Subscribe(subj.toSessions(cfg.Name), func(msg *nats.Msg) {
 		id, err := strconv.ParseInt(msg.Subject[strings.LastIndex(msg.Subject, ".")+1:], 10, 64)
 		m, derr := models.decode(msg.Data)
 		if err != nil || derr != nil {
@@ -88,15 +93,15 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	defer sub.Unsubscribe()
 	out := newSender(nc)
 	for {
-		welcome, err := join(ctx, nc, cfg)
+		welcome, err := join(ctx, nc, cfg, subj, denied)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", cfg.Name, err)
 		}
-		s, err := newSession(cfg, nc, out, log, welcome)
+		s, err := newSession(cfg, nc, subj, out, log, welcome)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", cfg.Name, err)
 		}
-		stopped, err := s.run(ctx, inbox)
+		stopped, err := s.run(ctx, inbox, denied)
 		if err != nil || stopped {
 			return err
 		}
@@ -124,13 +129,21 @@ func (p publisher) Write(b []byte) (int, error) {
 
 // dial connects, retrying while no server answers: a worker may start
 // before its server. A refusal (bad credentials, bad certificate) is final.
-func dial(ctx context.Context, cfg WorkerConfig) (*nats.Conn, error) {
+// Replies to the worker's requests come to its own inbox, the only one its
+// permissions let it read; a permissions violation goes to denied.
+func dial(ctx context.Context, cfg WorkerConfig, subj subjects, denied *refusal) (*nats.Conn, error) {
 	opts, err := cfg.Security.clientOptions()
 	if err != nil {
 		return nil, err
 	}
 	opts = append(opts, nats.Name("hermes-worker-"+cfg.Name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond), nats.ReconnectBufSize(64<<20))
+		nats.ReconnectWait(500*time.Millisecond), nats.ReconnectBufSize(64<<20),
+		nats.CustomInboxPrefix(subj.inbox(cfg.Name)),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				denied.set(fmt.Errorf("refused by NATS: %w (are these credentials bound to another worker name?)", err))
+			}
+		}))
 	deadline := time.Now().Add(cfg.GiveUp)
 	for {
 		nc, err := nats.Connect(cfg.URL, opts...)
@@ -150,12 +163,25 @@ func dial(ctx context.Context, cfg WorkerConfig) (*nats.Conn, error) {
 	}
 }
 
-// join asks to take part until the server answers or cfg.GiveUp passes.
-func join(ctx context.Context, nc *nats.Conn, cfg WorkerConfig) (wire.Welcome, error) {
+// join asks to take part until the server answers, NATS refuses the
+// worker's name, or cfg.GiveUp passes.
+func join(ctx context.Context, nc *nats.Conn, cfg WorkerConfig, subj subjects, denied *refusal) (wire.Welcome, error) {
 	req, _ := wire.Encode(nil, wire.Join{Name: cfg.Name, MemoryBytes: cfg.Memory, Cores: cfg.Cores, Version: fmt.Sprint(wire.Version)}, wire.FP32)
 	deadline := time.Now().Add(cfg.GiveUp)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-denied.done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
-		reply, err := request(ctx, nc, cfg.Prefix+".join", req, 5*time.Second)
+		reply, err := request(ctx, nc, subj.from(kindJoin, cfg.Name), req, 5*time.Second)
+		if denied.err() != nil {
+			return wire.Welcome{}, fmt.Errorf("join: %w", denied.err())
+		}
 		if err == nil {
 			m, err := wire.Decode(reply.Data)
 			switch m := m.(type) {
@@ -209,6 +235,7 @@ func FreeMemory() int64 {
 type session struct {
 	cfg     WorkerConfig
 	nc      *nats.Conn
+	subj    subjects
 	out     *sender
 	log     *slog.Logger
 	id      protocol.WorkerID
@@ -224,7 +251,7 @@ type session struct {
 	buf     []byte        // send's encoding buffer
 }
 
-func newSession(cfg WorkerConfig, nc *nats.Conn, out *sender, log *slog.Logger, welcome wire.Welcome) (*session, error) {
+func newSession(cfg WorkerConfig, nc *nats.Conn, subj subjects, out *sender, log *slog.Logger, welcome wire.Welcome) (*session, error) {
 	spec, err := nn.ParseSpec([]byte(welcome.Spec))
 	if err != nil {
 		return nil, fmt.Errorf("model spec from server: %w", err)
@@ -247,7 +274,7 @@ func newSession(cfg WorkerConfig, nc *nats.Conn, out *sender, log *slog.Logger, 
 		return nil, err
 	}
 	log.Info("joined", "id", id, "params", len(model.Params()))
-	return &session{cfg: cfg, nc: nc, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
+	return &session{cfg: cfg, nc: nc, subj: subj, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
 		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
 		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}, nil
@@ -256,7 +283,7 @@ func newSession(cfg WorkerConfig, nc *nats.Conn, out *sender, log *slog.Logger, 
 // run serves the session until the server stops the worker (stopped), the
 // server no longer knows it (a rejoin: nil error, not stopped), or it
 // fails.
-func (s *session) run(ctx context.Context, inbox <-chan sessionMsg) (stopped bool, err error) {
+func (s *session) run(ctx context.Context, inbox <-chan sessionMsg, denied *refusal) (stopped bool, err error) {
 	// Heartbeats come from their own goroutine, so a long chunk does not
 	// look like a dead worker.
 	hbCtx, stopHB := context.WithCancel(ctx)
@@ -271,6 +298,8 @@ func (s *session) run(ctx context.Context, inbox <-chan sessionMsg) (stopped boo
 			return false, nil
 		case err := <-lost:
 			return false, err
+		case <-denied.done():
+			return false, denied.err()
 		case m := <-inbox:
 			if m.session != int64(s.id) {
 				continue // sent to an earlier session
@@ -297,7 +326,7 @@ func (s *session) heartbeat(ctx context.Context, rejoin chan<- struct{}, lost ch
 			return
 		case <-t.C:
 		}
-		reply, err := request(ctx, s.nc, s.cfg.Prefix+".hb", hb, 3*heartbeatEvery)
+		reply, err := request(ctx, s.nc, s.subj.from(kindHeartbeat, s.cfg.Name), hb, 3*heartbeatEvery)
 		if err != nil {
 			if ctx.Err() == nil && time.Since(last) > s.cfg.GiveUp {
 				lost <- fmt.Errorf("no answer from the server for %v: %w", s.cfg.GiveUp, err)
@@ -419,9 +448,33 @@ func (s *session) send(m any, r protocol.Report) {
 		"major", r.Decision.Major, "z", r.Decision.Z, "threshold", r.Decision.Thres, "train_ms", r.TrainTime.Milliseconds())
 	var err error
 	if s.buf, err = wire.Encode(s.buf[:0], m, wire.FP32); err == nil {
-		err = s.out.publish(s.cfg.Prefix+".ps", s.buf) // the client copies it: buf is reused
+		err = s.out.publish(s.subj.from(kindUp, s.cfg.Name), s.buf) // the client copies it: buf is reused
 	}
 	if err != nil {
 		s.log.Warn("send", "chunk", r.ChunkID, "err", err)
+	}
+}
+
+// refusal keeps the first error of a kind that arrives asynchronously.
+type refusal struct {
+	once  sync.Once
+	ch    chan struct{}
+	first error
+}
+
+func newRefusal() *refusal { return &refusal{ch: make(chan struct{})} }
+
+func (r *refusal) set(err error) { r.once.Do(func() { r.first = err; close(r.ch) }) }
+
+// done is closed once there is an error.
+func (r *refusal) done() <-chan struct{} { return r.ch }
+
+// err returns the error, nil while there is none.
+func (r *refusal) err() error {
+	select {
+	case <-r.ch:
+		return r.first
+	default:
+		return nil
 	}
 }

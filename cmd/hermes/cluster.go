@@ -28,21 +28,23 @@ import (
 
 // psFlags are the flags of `hermes ps` that `hermes demo` shares.
 type psFlags struct {
-	df       dataFlags
-	model    string
-	seed     uint64
-	target   float64
-	valSize  int
-	localLR  float64
-	listen   string
-	natsURL  string
-	sec      securityFlags
-	nkeyFile string
-	runDir   string
-	resume   bool
-	timeout  time.Duration
-	asJSON   bool
-	settings *protocol.Settings
+	df        dataFlags
+	model     string
+	seed      uint64
+	target    float64
+	valSize   int
+	localLR   float64
+	listen    string
+	natsURL   string
+	sec       securityFlags
+	nkeyFile  string
+	users     []cluster.NKeyUser // the demo's own, without a file
+	printNATS bool
+	runDir    string
+	resume    bool
+	timeout   time.Duration
+	asJSON    bool
+	settings  *protocol.Settings
 }
 
 // securityFlags are the credential and TLS flags of ps, worker and demo.
@@ -82,7 +84,8 @@ func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	fs.StringVar(&f.natsURL, "nats", "", "use this NATS server instead of an embedded one")
 	f.sec.register(fs, true)
-	fs.StringVar(&f.nkeyFile, "nkey-file", "", "admit only clients with these public user nkeys (one per line)")
+	fs.StringVar(&f.nkeyFile, "nkey-file", "", "admit only these workers: lines of NAME UPUBKEY (hermes keygen --name prints them); each may act only as its NAME")
+	fs.BoolVar(&f.printNATS, "print-nats-config", false, "print the nats-server configuration that gives an external NATS the users and permissions of --nkey-file, and exit")
 	fs.StringVar(&f.runDir, "run-dir", "", "keep checkpoint, final model, summary and logs here (default runs/COMMAND-TIME)")
 	fs.BoolVar(&f.resume, "resume", false, "continue the run checkpointed in --run-dir")
 	fs.DurationVar(&f.timeout, "worker-timeout", 10*time.Second, "take a worker silent this long for gone and hand its chunks out again")
@@ -104,13 +107,9 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	if f.timeout < 2*time.Second {
 		return nil, fmt.Errorf("--worker-timeout %v: want at least 2s (workers heartbeat every second)", f.timeout)
 	}
-	sec := f.sec.security()
-	if f.nkeyFile != "" {
-		keys, err := cluster.ReadNKeyUsers(f.nkeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--nkey-file: %w", err)
-		}
-		sec.NKeyUsers = keys
+	sec, err := f.security()
+	if err != nil {
+		return nil, err
 	}
 	if err := f.prepareRunDir(fs.Name()); err != nil {
 		return nil, err
@@ -134,6 +133,21 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: rest, Val: val, Test: test,
 		Spec: spec, ModelMeta: norm.Meta(), Norm: norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
 		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, OnApplied: onApplied, Log: log})
+}
+
+// security returns the server's security settings, with the users of
+// --nkey-file.
+func (f *psFlags) security() (cluster.Security, error) {
+	sec := f.sec.security()
+	sec.NKeyUsers = f.users
+	if f.nkeyFile != "" {
+		users, err := cluster.ReadNKeyUsers(f.nkeyFile)
+		if err != nil {
+			return sec, fmt.Errorf("--nkey-file: %w", err)
+		}
+		sec.NKeyUsers = users
+	}
+	return sec, nil
 }
 
 // prepareRunDir picks the run dir and refuses to start a new run over a
@@ -160,6 +174,9 @@ func cmdPS(args []string, stdout io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if f.printNATS {
+		return f.printNATSConfig(stdout)
+	}
 	ps, err := f.start(fs, nil, slog.Default())
 	if err != nil {
 		return err
@@ -183,6 +200,24 @@ func cmdPS(args []string, stdout io.Writer) error {
 		return err
 	}
 	return printSummary(stdout, sum, f.asJSON)
+}
+
+// printNATSConfig prints the configuration of an external nats-server that
+// isolates the workers of --nkey-file as the embedded server does.
+func (f *psFlags) printNATSConfig(stdout io.Writer) error {
+	if f.nkeyFile == "" {
+		return fmt.Errorf("--print-nats-config needs --nkey-file: the workers to admit, and the server's own key as the line named ps")
+	}
+	sec, err := f.security()
+	if err != nil {
+		return err
+	}
+	conf, err := cluster.NATSConfig(cluster.NATSConfigOptions{Listen: f.listen, Security: sec})
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(stdout, conf)
+	return err
 }
 
 func printSummary(stdout io.Writer, sum cluster.Summary, asJSON bool) error {
@@ -248,11 +283,15 @@ func cmdWorker(args []string, stdout io.Writer) error {
 func cmdKeygen(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	out := fs.String("seed-file", "", "write the new seed here (mode 0600); required")
+	name := fs.String("name", "", "the worker name the key is bound to (ps for the server's own key); required")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return fmt.Errorf("keygen: --seed-file is required")
+	}
+	if !cluster.ValidName(*name) {
+		return fmt.Errorf("keygen: --name %q: want the worker's name (letters, digits, - and _), or ps for the server", *name)
 	}
 	seed, pub, err := cluster.NewNKey()
 	if err != nil {
@@ -270,7 +309,7 @@ func cmdKeygen(args []string, stdout io.Writer) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, pub)
+	fmt.Fprintln(stdout, *name, pub) // a line of --nkey-file
 	return nil
 }
 
@@ -296,7 +335,34 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		slows = append(slows, v)
 	}
 	if f.sec.nkeySeed != "" || f.nkeyFile != "" || f.sec.tlsCert != "" || f.sec.tlsCA != "" {
-		return fmt.Errorf("demo: nkeys and TLS are for hermes ps and hermes worker; the demo's workers are local (--token works)")
+		return fmt.Errorf("demo: the demo makes a key for each of its workers; nkey and TLS flags are for hermes ps and hermes worker")
+	}
+	names := make([]string, len(slows))
+	for i, s := range slows {
+		names[i] = cluster.Name(fmt.Sprintf("w%d-x%g", i, s))
+	}
+	// Each worker its own key, bound to its name, as a fleet would run
+	// (unless --token asks for the one shared identity). The seeds live
+	// outside the run dir, which is archived, and go when the demo ends.
+	var seeds []string
+	if f.sec.token == "" {
+		dir, err := os.MkdirTemp("", "hermes-demo-keys-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		for _, n := range names {
+			path := filepath.Join(dir, n+".nk")
+			seed, pub, err := cluster.NewNKey()
+			if err == nil {
+				err = os.WriteFile(path, seed, 0o600)
+			}
+			if err != nil {
+				return fmt.Errorf("demo: key for %s: %w", n, err)
+			}
+			f.users = append(f.users, cluster.NKeyUser{Name: n, Key: pub})
+			seeds = append(seeds, path)
+		}
 	}
 	f.settings.MinWorkers = len(slows)
 	listenSet := false
@@ -337,8 +403,11 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	var procs []*exec.Cmd
 	for i, s := range slows {
 		threads := max(1, runtime.NumCPU()/len(slows))
-		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", cluster.Name(fmt.Sprintf("w%d-x%g", i, s)),
+		cmd := exec.Command(self, "worker", "--ps", ps.URL(), "--name", names[i],
 			"--slowdown", fmt.Sprint(s), "--threads", strconv.Itoa(threads), "--seed", strconv.Itoa(i+1))
+		if seeds != nil {
+			cmd.Args = append(cmd.Args, "--nkey-seed", seeds[i])
+		}
 		cmd.Env = append(os.Environ(), "HERMES_TOKEN="+f.sec.token) // not on the command line, where ps shows it
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
@@ -352,7 +421,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 			p.Wait()
 		}
 	}()
-	slog.Info("demo", "nats", ps.URL(), "workers", len(slows), "slowdowns", *slowdowns, "target", f.target)
+	slog.Info("demo", "nats", ps.URL(), "workers", len(slows), "slowdowns", *slowdowns, "target", f.target, "nkeys", seeds != nil)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sum, err := ps.Run(ctx)

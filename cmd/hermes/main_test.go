@@ -104,6 +104,11 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 	if out, err := exec.Command(bin, "train", "--train", good, "--test", good, "--model", "logreg", "--epochs", "1", "--save", weights).CombinedOutput(); err != nil {
 		t.Fatalf("train: %v\n%s", err, out)
 	}
+	const pub = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"
+	bare := write("bare.users", "# a key without its name\n"+pub+"\n")
+	seedLine := write("seed.users", "pi SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU\n")
+	twice := write("twice.users", "pi1 "+pub+"\npi2 "+pub+"\n")
+	named := write("named.users", "pi1 "+pub+"\n")
 	held := filepath.Join(dir, "held")
 	os.MkdirAll(held, 0o755)
 	write("held/checkpoint.gob", "a run's state")
@@ -123,10 +128,15 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"resume without a run dir", ps("--resume"), []string{"--resume needs --run-dir"}},
 		{"resume without a checkpoint", ps("--resume", "--run-dir", filepath.Join(dir, "empty")), []string{"no checkpoint in", "empty"}},
 		{"new run over a checkpoint", ps("--run-dir", held), []string{held, "holds a run already"}},
-		{"seed as public key", ps("--nkey-file", good), []string{good + ":1", "not a public user nkey"}},
+		{"not a users file", ps("--nkey-file", good), []string{good + ":1", "want NAME UPUBKEY"}},
+		{"key without a name", ps("--nkey-file", bare), []string{bare + ":2", "want NAME UPUBKEY", "hermes keygen --name NAME"}},
+		{"seed as public key", ps("--nkey-file", seedLine), []string{seedLine + ":1", "not a public user nkey"}},
+		{"one key, two names", ps("--nkey-file", twice), []string{twice + ":2", "bound on line 1"}},
+		{"nats config without the server's key", ps("--print-nats-config", "--nkey-file", named), []string{"no user named ps", "hermes keygen --name ps"}},
+		{"keygen without a name", []string{"keygen", "--seed-file", filepath.Join(dir, "new.nk")}, []string{"--name"}},
 		{"port taken", ps("--listen", taken.Addr().String(), "--run-dir", filepath.Join(dir, "taken")), []string{"--listen", taken.Addr().String(), "address already in use"}},
 		{"short worker timeout", ps("--worker-timeout", "1s"), []string{"--worker-timeout 1s", "at least 2s"}},
-		{"keygen over a file", []string{"keygen", "--seed-file", good}, []string{good, "file exists"}},
+		{"keygen over a file", []string{"keygen", "--name", "pi", "--seed-file", good}, []string{good, "file exists"}},
 		{"truncated idx", []string{"train", "--train", trunc, "--test", trunc}, []string{trunc, "truncated"}},
 		{"wrong magic", []string{"train", "--train", magic, "--test", magic}, []string{magic, "bad magic"}},
 		{"ragged csv", []string{"train", "--train", ragged, "--test", good}, []string{ragged + ":2", "2 fields, want 3"}},
@@ -243,7 +253,8 @@ func TestSimScenarioErrors(t *testing.T) {
 }
 
 // The one-command experience, on the fixture: a server and three worker
-// processes of unequal speed reach the target and print the summary.
+// processes of unequal speed, each with a key of its own, reach the target
+// and print the summary.
 func TestDemo(t *testing.T) {
 	bin := hermesBinary(t)
 	cmd := exec.Command(bin, "demo", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
@@ -254,7 +265,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, stderr.String())
 	}
 	res := lastJSON(t, stdout.String())
-	if res["reached_target"] != true || res["workers"] != 3.0 || res["updates_total"].(float64) < 1 || res["bytes_total"].(float64) <= 0 {
+	if res["reached_target"] != true || res["workers"] != 3.0 || res["auth"] != "nkey" || res["updates_total"].(float64) < 1 || res["bytes_total"].(float64) <= 0 {
 		t.Fatalf("summary %v", res)
 	}
 	for _, k := range []string{"final_accuracy", "wall_seconds"} {
