@@ -26,10 +26,13 @@ deps-nats:
 demo: deps-data build
 	./hermes demo
 
+# The packages that start goroutines (cluster, cmd/hermes) run under the
+# race detector, which needs cgo.
 test: deps-data deps-nats
 	@test -z "$$($(GOFMT) -l .)" || { echo "gofmt needed:"; $(GOFMT) -l .; exit 1; }
 	$(GO) vet ./...
-	$(GO) test ./...
+	$(GO) test $$($(GO) list ./... | grep -v -e '/cluster$$' -e '/cmd/hermes$$')
+	CGO_ENABLED=1 $(GO) test -race ./cluster ./cmd/hermes
 	$(MAKE) cross
 
 # The binary is static and must build for the boards it runs on.

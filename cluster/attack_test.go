@@ -153,7 +153,7 @@ type keyring struct {
 	users []NKeyUser
 }
 
-func newKeyring(t *testing.T, names ...string) keyring {
+func newKeyring(t testing.TB, names ...string) keyring {
 	t.Helper()
 	dir := t.TempDir()
 	k := keyring{seeds: map[string]string{}}

@@ -324,6 +324,9 @@ func (p *PS) connect() error {
 		if err != nil {
 			return err
 		}
+		if ip := net.ParseIP(host); cfg.Security.mode() == "none" && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+			p.log.Warn("no authentication on a network address: any client that reaches it can join, read all traffic and act as any worker; give each worker its own key (--nkey-file) or certificate (--tls-ca)", "listen", cfg.Listen)
+		}
 		if cfg.Security.Token != "" {
 			p.log.Warn("token authentication: every client shares one identity, so any worker can read the others' traffic and act in their names; give each worker its own key (--nkey-file) or certificate (--tls-ca) to isolate them")
 		}
