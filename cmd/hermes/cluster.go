@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"flag"
 	"fmt"
 	"io"
@@ -224,8 +226,16 @@ func printSummary(stdout io.Writer, sum cluster.Summary, asJSON bool) error {
 	if asJSON {
 		return printJSON(stdout, sum)
 	}
-	fmt.Fprintf(stdout, "reached target: %v (%s), test accuracy %.4f (best %.4f), %.1f s, %d bytes, %d updates, model v%d, %d workers\n",
-		sum.ReachedTarget, sum.StopReason, sum.FinalAccuracy, sum.BestAccuracy, sum.WallSeconds, sum.BytesTotal, sum.UpdatesTotal, sum.Version, sum.Workers)
+	fmt.Fprintf(stdout, "reached target: %v (%s), test accuracy %.4f (best %.4f), %.1f s, %d bytes, %d updates, model v%d, %d workers (auth: %s)\n",
+		sum.ReachedTarget, sum.StopReason, sum.FinalAccuracy, sum.BestAccuracy, sum.WallSeconds, sum.BytesTotal, sum.UpdatesTotal, sum.Version, sum.Workers, sum.Auth)
+	if len(sum.Rejected) > 0 {
+		reasons := slices.Sorted(maps.Keys(sum.Rejected))
+		fmt.Fprint(stdout, "rejected messages:")
+		for _, r := range reasons {
+			fmt.Fprintf(stdout, " %s %d", r, sum.Rejected[r])
+		}
+		fmt.Fprintln(stdout)
+	}
 	c := sum.Chunks
 	fmt.Fprintf(stdout, "chunks: %d cut, %d trained, %d held, %d queued, %d returned by lost workers\n", c.Cut, c.Acked, c.Outstanding, c.Queued, c.Returned)
 	names := make([]string, 0, len(sum.PerWorker))
