@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
@@ -105,4 +107,129 @@ func (o *objectStore) get(name string) ([]byte, error) {
 		return nil, nil
 	}
 	return b, err
+}
+
+// openState builds the protocol server, fresh or from the checkpoint: the
+// run dir's, or else the JetStream object store's.
+func (p *PS) openState() error {
+	cfg := p.cfg
+	// Passes after a checkpoint are shuffled from the seed and the
+	// version, so a resumed run is as reproducible as a fresh one.
+	if !cfg.Resume {
+		var err error
+		p.srv, err = protocol.NewServer(cfg.Settings, p.model.Params(), cfg.Train.Len(), p, rand.New(rand.NewPCG(cfg.Seed, 0x6469737065)))
+		return err
+	}
+	from := filepath.Join(cfg.RunDir, checkpointFile)
+	b, err := readCheckpoint(cfg.RunDir)
+	if err == nil && b == nil && p.objects != nil {
+		from = "JetStream object store " + cfg.Prefix + "-runs"
+		b, err = p.objects.get(checkpointFile)
+	}
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if b == nil {
+		return fmt.Errorf("resume: no checkpoint in %s (was the run started with this --run-dir?)", cfg.RunDir)
+	}
+	st, err := decodeState(b, from)
+	if err != nil {
+		return err
+	}
+	if n := len(st.Protocol.Params); n != len(p.model.Params()) {
+		return fmt.Errorf("resume: checkpoint has a model of %d parameters, --model gives %d", n, len(p.model.Params()))
+	}
+	p.srv, err = protocol.RestoreServer(cfg.Settings, st.Protocol, cfg.Train.Len(), p,
+		rand.New(rand.NewPCG(cfg.Seed, uint64(st.Protocol.Version))))
+	if err != nil {
+		return fmt.Errorf("resume from %s: %w", from, err)
+	}
+	p.sum = st.Summary
+	p.sum.ResumedFrom = st.Protocol.Version
+	p.nextWorker = st.NextWorker
+	for reason, n := range st.Summary.Rejected {
+		for range n {
+			p.rejected.add(reason)
+		}
+	}
+	p.offset = st.Protocol.Now
+	for name, ws := range st.Summary.PerWorker {
+		p.status[name] = &ws
+	}
+	p.log.Info("resumed", "run_dir", cfg.RunDir, "version", st.Protocol.Version, "elapsed", p.offset.Round(time.Millisecond), "from", from)
+	return nil
+}
+
+// saveState writes the checkpoint to the run dir and, where there is one,
+// to the object store.
+func (p *PS) saveState(st psState) error {
+	b, err := encodeState(st)
+	if err != nil {
+		return err
+	}
+	if err := p.rd.writeFile(checkpointFile, b); err != nil {
+		return err
+	}
+	if p.objects != nil {
+		if err := p.objects.put(checkpointFile, b); err != nil {
+			p.log.Warn("checkpoint to JetStream", "err", err)
+		}
+	}
+	return nil
+}
+
+// checkpoint saves the server's state in the run dir.
+func (p *PS) checkpoint() error {
+	p.lastSave = time.Now()
+	p.step(protocol.Tick{}) // bring the protocol's clock to now
+	st := psState{Protocol: p.srv.Checkpoint(), NextWorker: p.nextWorker, Summary: p.summary()}
+	if err := p.saveState(st); err != nil {
+		return err
+	}
+	p.log.Info("checkpoint", "version", st.Protocol.Version, "elapsed", st.Protocol.Now.Round(time.Millisecond))
+	return nil
+}
+
+func (p *PS) interrupt() (Summary, error) {
+	p.sum.StopReason = "interrupted"
+	if p.rd == nil {
+		return p.summary(), nil
+	}
+	if err := p.checkpoint(); err != nil {
+		return p.summary(), fmt.Errorf("checkpoint on interruption: %w", err)
+	}
+	p.log.Info("interrupted; resume with --resume", "run_dir", p.cfg.RunDir)
+	return p.summary(), nil
+}
+
+// finish saves the final model, the summary and the ended state, and
+// archives the run dir.
+func (p *PS) finish(sum *Summary) error {
+	copy(p.model.Params(), p.srv.Params())
+	if p.result != nil {
+		copy(p.model.Params(), p.result)
+	}
+	if err := p.model.Save(p.cfg.RunDir + "/model.safetensors"); err != nil {
+		return err
+	}
+	if err := p.saveState(psState{Protocol: p.srv.Checkpoint(), NextWorker: p.nextWorker, Summary: *sum}); err != nil {
+		return err
+	}
+	if p.objects != nil {
+		if b, err := os.ReadFile(filepath.Join(p.cfg.RunDir, "model.safetensors")); err == nil {
+			if err := p.objects.put("model.safetensors", b); err != nil {
+				p.log.Warn("final model to JetStream", "err", err)
+			}
+		}
+	}
+	b, _ := json.MarshalIndent(sum, "", "  ")
+	if err := p.rd.writeFile("summary.json", append(b, '\n')); err != nil {
+		return err
+	}
+	arch, err := p.rd.archive()
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	sum.Archive = arch
+	return nil
 }
