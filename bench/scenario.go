@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/sim"
 )
@@ -13,7 +14,7 @@ import (
 type Run struct {
 	Result sim.Result
 	Trace  sim.Trace
-	Hyper  sim.Hyper
+	Hyper  harness.Hyper
 }
 
 // ScenarioConfig is a comparison of policies on one scenario.
@@ -21,7 +22,7 @@ type ScenarioConfig struct {
 	Env      *sim.Env
 	Policies []string
 	Settings protocol.Settings // base settings; Policy is set per run
-	Hyper    map[string]sim.Hyper
+	Hyper    map[string]harness.Hyper
 	Seed     uint64 // 0: the scenario's
 	Parallel int    // runs at once; 0: the number of cores
 	// OnDone, when set, is called as each run finishes (from its
@@ -52,7 +53,7 @@ func Scenario(c ScenarioConfig) ([]Run, error) {
 // job is one simulated run.
 type job struct {
 	settings protocol.Settings
-	hyper    sim.Hyper
+	hyper    harness.Hyper
 	seed     uint64
 }
 

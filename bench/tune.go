@@ -3,6 +3,7 @@ package bench
 import (
 	"time"
 
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/sim"
 )
@@ -26,7 +27,7 @@ var TuneGrid = struct {
 const TuneBudget = 30 * time.Minute
 
 // GridFor returns the candidate learning rates of a policy.
-func GridFor(p protocol.Policy) []sim.Hyper {
+func GridFor(p protocol.Policy) []harness.Hyper {
 	locals, servers := TuneGrid.Local, TuneGrid.Server["async"]
 	switch {
 	case p.MiniBatchUnit:
@@ -36,10 +37,10 @@ func GridFor(p protocol.Policy) []sim.Hyper {
 	case p.Merge == "average":
 		servers = TuneGrid.Server["average"]
 	}
-	var out []sim.Hyper
+	var out []harness.Hyper
 	for _, l := range locals {
 		for _, s := range servers {
-			out = append(out, sim.Hyper{LocalLR: l, ServerLR: s})
+			out = append(out, harness.Hyper{LocalLR: l, ServerLR: s})
 		}
 	}
 	return out
@@ -61,7 +62,7 @@ func Better(a, b sim.Result) bool {
 
 // Tune runs policy once per candidate set of learning rates, on seed,
 // several at once.
-func Tune(env *sim.Env, st protocol.Settings, policy string, cands []sim.Hyper, seed uint64, parallel int) ([]Run, error) {
+func Tune(env *sim.Env, st protocol.Settings, policy string, cands []harness.Hyper, seed uint64, parallel int) ([]Run, error) {
 	st.Policy = policy
 	var jobs []job
 	for _, h := range cands {

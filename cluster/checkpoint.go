@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/protocol"
 )
 
@@ -113,11 +113,10 @@ func (o *objectStore) get(name string) ([]byte, error) {
 // run dir's, or else the JetStream object store's.
 func (p *PS) openState() error {
 	cfg := p.cfg
-	// Passes after a checkpoint are shuffled from the seed and the
-	// version, so a resumed run is as reproducible as a fresh one.
+	val := harness.Validator{Model: p.model, Val: cfg.Val}
 	if !cfg.Resume {
 		var err error
-		p.srv, err = protocol.NewServer(cfg.Settings, p.model.Params(), cfg.Train.Len(), p, rand.New(rand.NewPCG(cfg.Seed, 0x6469737065)))
+		p.srv, err = harness.NewServer(cfg.Settings, p.model.Params(), cfg.Train.Len(), val, cfg.Seed)
 		return err
 	}
 	from := filepath.Join(cfg.RunDir, checkpointFile)
@@ -139,8 +138,7 @@ func (p *PS) openState() error {
 	if n := len(st.Protocol.Params); n != len(p.model.Params()) {
 		return fmt.Errorf("resume: checkpoint has a model of %d parameters, --model gives %d", n, len(p.model.Params()))
 	}
-	p.srv, err = protocol.RestoreServer(cfg.Settings, st.Protocol, cfg.Train.Len(), p,
-		rand.New(rand.NewPCG(cfg.Seed, uint64(st.Protocol.Version))))
+	p.srv, err = harness.RestoreServer(cfg.Settings, st.Protocol, cfg.Train.Len(), val, cfg.Seed)
 	if err != nil {
 		return fmt.Errorf("resume from %s: %w", from, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/wire"
@@ -121,6 +122,7 @@ type PS struct {
 
 	subj       subjects
 	rejected   rejections
+	target     harness.Target
 	names      map[protocol.WorkerID]string    // every worker that joined
 	live       map[protocol.WorkerID]time.Time // last word from each live worker
 	session    map[string]protocol.WorkerID    // each live worker's session, by name
@@ -164,7 +166,7 @@ func StartPS(cfg PSConfig) (*PS, error) {
 	}
 	m.Init(cfg.Seed)
 	m.Meta = cfg.ModelMeta
-	p := &PS{cfg: cfg, model: m, inbox: make(chan inbound, 1024), log: cfg.Log,
+	p := &PS{cfg: cfg, model: m, target: harness.Target{Accuracy: cfg.Target}, inbox: make(chan inbound, 1024), log: cfg.Log,
 		subj: subjects{cfg.Prefix}, names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{},
 		session: map[string]protocol.WorkerID{}, status: map[string]*WorkerStatus{}}
 	if p.meter, err = newMeter(cfg.Spec, cfg.Test); err != nil {
@@ -203,13 +205,6 @@ func (p *PS) openLog() error {
 // Start begins training with the workers that have joined, without
 // waiting for the minimum count.
 func (p *PS) Start() { p.inbox <- inbound{msg: protocol.Start{}} }
-
-// ValidationLoss implements protocol.Validator.
-func (p *PS) ValidationLoss(params []float32) float64 {
-	copy(p.model.Params(), params)
-	loss, _ := p.model.Evaluate(p.cfg.Val.X, p.cfg.Val.Y, p.cfg.Val.Len(), 500)
-	return loss
-}
 
 // Run serves until the protocol stops or ctx ends. When ctx ends first
 // (SIGTERM), the state is checkpointed and the workers are left waiting,
@@ -388,7 +383,7 @@ func (p *PS) measured(m measurement) {
 		}
 		p.cfg.OnApplied(st)
 	}
-	if p.cfg.Target > 0 && m.accuracy >= p.cfg.Target && !p.sum.ReachedTarget {
+	if p.target.Reached(m.accuracy) {
 		p.sum.ReachedTarget = true
 		p.result = m.params
 		p.step(protocol.Halt{Reason: "target accuracy"})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/train"
@@ -54,7 +55,7 @@ func NewEnv(sc *Scenario, valSize int) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
-	val, rest, err := trainSet.Split(valSize, rand.New(rand.NewPCG(sc.Seed, 0x76616c)))
+	val, rest, err := harness.SplitValidation(trainSet, valSize, sc.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: validation split: %w", sc.Name, err)
 	}
@@ -68,16 +69,10 @@ func NewEnv(sc *Scenario, valSize int) (*Env, error) {
 	return &Env{Scenario: sc, Train: rest, Val: val, Test: test, Spec: spec}, nil
 }
 
-// Hyper are a policy's learning rates.
-type Hyper struct {
-	LocalLR  float64 `json:"local_lr"`
-	ServerLR float64 `json:"server_lr"`
-}
-
 // Options configure one run.
 type Options struct {
 	Settings protocol.Settings // Policy names the policy
-	Hyper    Hyper
+	Hyper    harness.Hyper
 	// Seed overrides the scenario's seed when not zero (tuning runs use a
 	// separate seed).
 	Seed uint64
@@ -162,6 +157,8 @@ type simulation struct {
 	env  *Env
 	sc   *Scenario
 	opts Options
+	// target is the scenario's: reaching it halts the run.
+	target harness.Target
 
 	now   Time
 	seq   int64
@@ -205,7 +202,7 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	}
 	m.Init(seed)
 	st := opts.Settings
-	st.SampleBytes = int64(env.Train.SampleSize()*4 + 4)
+	st.SampleBytes = harness.SampleBytes(env.Train)
 	if budget := Time(sc.TimeBudgetS * float64(time.Second)); st.MaxTime == 0 || budget < st.MaxTime {
 		st.MaxTime = budget
 	}
@@ -215,12 +212,12 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	if !(opts.Hyper.LocalLR > 0) {
 		return nil, fmt.Errorf("policy %s: local learning rate %v, want > 0", st.Policy, opts.Hyper.LocalLR)
 	}
-	s := &simulation{env: env, sc: sc, opts: opts, model: m,
+	s := &simulation{env: env, sc: sc, opts: opts, model: m, target: harness.Target{Accuracy: sc.TargetAccuracy},
 		faults: rand.New(rand.NewPCG(seed, 0x6661756c74))} // "fault"
 	s.fwdFLOPs, _ = m.FLOPs()
 	s.trainer = &train.ChunkTrainer{Model: m, Data: env.Train, LR: opts.Hyper.LocalLR}
 	init := append([]float32(nil), m.Params()...)
-	s.server, err = protocol.NewServer(st, init, env.Train.Len(), validator{s}, rand.New(rand.NewPCG(seed, 0x6469737065)))
+	s.server, err = harness.NewServer(st, init, env.Train.Len(), harness.Validator{Model: m, Val: env.Val}, seed)
 	if err != nil {
 		return nil, err
 	}
@@ -270,16 +267,6 @@ func (s *simulation) run() {
 		s.res.StopReason = "no events left"
 	}
 	s.res.VirtualSeconds = s.now.Seconds()
-}
-
-// validator evaluates on the server's validation set with the shared
-// engine model; the cost is charged through Applied.Evals.
-type validator struct{ s *simulation }
-
-func (v validator) ValidationLoss(params []float32) float64 {
-	copy(v.s.model.Params(), params)
-	loss, _ := v.s.model.Evaluate(v.s.env.Val.X, v.s.env.Val.Y, v.s.env.Val.Len(), 500)
-	return loss
 }
 
 // testEval measures the global model on the test set: the harness's
@@ -428,7 +415,7 @@ func (s *simulation) serverAction(a protocol.Action, at Time) {
 		s.trace.Points = append(s.trace.Points, Point{T: at.Seconds(), Accuracy: acc, Loss: loss, Bytes: s.res.BytesTotal, Updates: s.res.UpdatesTotal})
 		s.res.FinalAccuracy = acc
 		s.res.BestAccuracy = max(s.res.BestAccuracy, acc)
-		if !s.res.ReachedTarget && acc >= s.sc.TargetAccuracy {
+		if s.target.Reached(acc) {
 			s.res.ReachedTarget = true
 			t, b, u := at.Seconds(), s.res.BytesTotal, s.res.UpdatesTotal
 			s.res.TimeToTargetS, s.res.BytesToTarget, s.res.UpdatesToTarget = &t, &b, &u

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/protocol"
 )
 
@@ -33,7 +34,7 @@ func TestRunIsDeterministicAndLearns(t *testing.T) {
 	env := tinyEnv(t)
 	for _, p := range []string{"hermes", "bsp", "localsgd"} {
 		t.Run(p, func(t *testing.T) {
-			h := Hyper{LocalLR: 0.05, ServerLR: 0.01}
+			h := harness.Hyper{LocalLR: 0.05, ServerLR: 0.01}
 			if p == "bsp" {
 				h.ServerLR = 0.2
 			}
@@ -93,7 +94,7 @@ func TestTransferPhysics(t *testing.T) {
 // the device speed."
 func TestComputeTimeIsFLOPsOverSpeed(t *testing.T) {
 	env := tinyEnv(t)
-	_, tr, err := Run(env, Options{Settings: tinySettings("hermes"), Hyper: Hyper{LocalLR: 0.05, ServerLR: 0.01}})
+	_, tr, err := Run(env, Options{Settings: tinySettings("hermes"), Hyper: harness.Hyper{LocalLR: 0.05, ServerLR: 0.01}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestFaults(t *testing.T) {
 				st := tinySettings(p)
 				st.Patience = 1 << 20 // run to the budget, through every fault
 				st.MaxTime = 32 * time.Second
-				s, err := newSimulation(env, Options{Settings: st, Hyper: Hyper{LocalLR: 0.05, ServerLR: 0.01}})
+				s, err := newSimulation(env, Options{Settings: st, Hyper: harness.Hyper{LocalLR: 0.05, ServerLR: 0.01}})
 				if err != nil {
 					t.Fatal(err)
 				}

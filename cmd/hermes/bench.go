@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hermes-go/hermes/bench"
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/sim"
 )
@@ -49,7 +50,7 @@ func cmdBench(args []string, stdout io.Writer) error {
 	if *tune {
 		return runTune(env, *st, names, *parallel, stdout, *asJSON)
 	}
-	hyper := map[string]sim.Hyper{}
+	hyper := map[string]harness.Hyper{}
 	for _, p := range names {
 		hyper[p] = hyperFor(fs, st, *localLR, p)
 	}
@@ -101,7 +102,7 @@ func runTune(env *sim.Env, st protocol.Settings, names []string, parallel int, s
 			}
 		}
 	}
-	out := map[string]sim.Hyper{}
+	out := map[string]harness.Hyper{}
 	for p, r := range best {
 		out[p] = r.Hyper
 		fmt.Fprintf(os.Stderr, "\t%q: {LocalLR: %g, ServerLR: %g},\n", p, r.Hyper.LocalLR, r.Hyper.ServerLR)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/hermes-go/hermes/cluster"
 	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
 )
@@ -120,7 +120,7 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	if err != nil {
 		return nil, err
 	}
-	val, rest, err := trainSet.Split(f.valSize, rand.New(rand.NewPCG(f.seed, 0x76616c)))
+	val, rest, err := harness.SplitValidation(trainSet, f.valSize, f.seed)
 	if err != nil {
 		return nil, fmt.Errorf("--val: %w", err)
 	}
@@ -131,7 +131,7 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	h := hyperFor(fs, f.settings, f.localLR, f.settings.Policy)
 	st := *f.settings
 	st.ServerLR = h.ServerLR
-	st.SampleBytes = int64(rest.SampleSize()*4 + 4)
+	st.SampleBytes = harness.SampleBytes(rest)
 	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: rest, Val: val, Test: test,
 		Spec: spec, ModelMeta: norm.Meta(), Norm: norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
 		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, OnApplied: onApplied, Log: log})

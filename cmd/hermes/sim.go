@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/sim"
 )
@@ -57,8 +58,8 @@ func cmdSim(args []string, stdout io.Writer) error {
 
 // hyperFor returns a policy's tuned learning rates, overridden by
 // --local-lr and by --server-lr when given.
-func hyperFor(fs *flag.FlagSet, st *protocol.Settings, localLR float64, policy string) sim.Hyper {
-	h := sim.Tuned[policy]
+func hyperFor(fs *flag.FlagSet, st *protocol.Settings, localLR float64, policy string) harness.Hyper {
+	h := harness.Tuned[policy]
 	if localLR > 0 {
 		h.LocalLR = localLR
 	}

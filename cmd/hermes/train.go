@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"os"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hermes-go/hermes/data"
+	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/train"
 )
@@ -51,7 +51,7 @@ func cmdTrain(args []string, stdout io.Writer) error {
 	}
 	evalSet, evalName := testSet, "test"
 	if *val > 0 {
-		held, rest, err := trainSet.Split(*val, rand.New(rand.NewPCG(cfg.Seed, 0x76616c))) // "val"
+		held, rest, err := harness.SplitValidation(trainSet, *val, cfg.Seed)
 		if err != nil {
 			return fmt.Errorf("--val: %w", err)
 		}

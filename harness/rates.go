@@ -1,4 +1,4 @@
-package sim
+package harness
 
 // Tuned holds each policy's learning rates, chosen by
 // `hermes bench --scenario ../shared/scenarios/edge-8.json --tune` (the grid
@@ -14,4 +14,10 @@ var Tuned = map[string]Hyper{
 	"ssp":            {LocalLR: 0.02, ServerLR: 0.02},
 	"bsp":            {LocalLR: 0.02, ServerLR: 0.2},
 	"localsgd":       {LocalLR: 0.05, ServerLR: 0.05},
+}
+
+// Hyper are a policy's learning rates.
+type Hyper struct {
+	LocalLR  float64 `json:"local_lr"`
+	ServerLR float64 `json:"server_lr"`
 }
