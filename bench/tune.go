@@ -34,7 +34,7 @@ func GridFor(p protocol.Policy) []harness.Hyper {
 		// A mini-batch worker's own step is replaced by the next
 		// global model: only the server's rate matters.
 		locals, servers = locals[:1], TuneGrid.Server["minibatch"]
-	case p.Merge == "average":
+	case p.Merge == protocol.MergeAverage:
 		servers = TuneGrid.Server["average"]
 	}
 	var out []harness.Hyper

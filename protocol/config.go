@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"sort"
-	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -201,59 +199,4 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.MinWorkers, "min-workers", s.MinWorkers, "start training when this many workers have registered")
 	fs.DurationVar(&s.MaxTime, "max-time", s.MaxTime, "time budget (0: none)")
 	fs.IntVar(&s.EvalEvery, "eval-every", s.EvalEvery, "global-model changes between validation passes (0: automatic)")
-}
-
-// Policy is a training method as a combination of mechanisms. Hermes and
-// its ablations differ from each other in one mechanism each; the baselines
-// are the classic points of the same space.
-type Policy struct {
-	Name string
-	// GUP gates updates on the local test loss; without it a worker sends
-	// an update after every unit of work.
-	GUP bool
-	// Merge is how an update reaches the global model: "loss-aware"
-	// (Hermes), "mean" (equal weights in the same running merge), "apply"
-	// (each update applied as it comes), "average" (synchronous: the mean
-	// of one update from every worker).
-	Merge string
-	// Sync is "async", "ssp" (async with a staleness bound) or "sync"
-	// (rounds: every worker's update before the model moves).
-	Sync string
-	// Allocate resizes outlier workers' chunks and mini-batches.
-	Allocate bool
-	// MiniBatchUnit makes each unit of work a single mini-batch, one
-	// optimizer step, as in classic BSP/ASP/SSP.
-	MiniBatchUnit bool
-	// OneEpoch trains each chunk once instead of Settings.Epochs times.
-	OneEpoch bool
-}
-
-var policies = map[string]Policy{
-	"hermes":         {Name: "hermes", GUP: true, Merge: "loss-aware", Sync: "async", Allocate: true},
-	"hermes-nogup":   {Name: "hermes-nogup", Merge: "loss-aware", Sync: "async", Allocate: true},
-	"hermes-noalloc": {Name: "hermes-noalloc", GUP: true, Merge: "loss-aware", Sync: "async"},
-	"hermes-mean":    {Name: "hermes-mean", GUP: true, Merge: "mean", Sync: "async", Allocate: true},
-	"asp":            {Name: "asp", Merge: "apply", Sync: "async", MiniBatchUnit: true},
-	"ssp":            {Name: "ssp", Merge: "apply", Sync: "ssp", MiniBatchUnit: true},
-	"bsp":            {Name: "bsp", Merge: "average", Sync: "sync", MiniBatchUnit: true},
-	"localsgd":       {Name: "localsgd", Merge: "average", Sync: "sync", OneEpoch: true},
-}
-
-// PolicyNamed returns the policy called name.
-func PolicyNamed(name string) (Policy, error) {
-	p, ok := policies[name]
-	if !ok {
-		return Policy{}, fmt.Errorf("settings: policy = %q, want one of %s", name, strings.Join(PolicyNames(), ", "))
-	}
-	return p, nil
-}
-
-// PolicyNames lists the known policies, sorted.
-func PolicyNames() []string {
-	var names []string
-	for n := range policies {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

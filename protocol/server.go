@@ -29,6 +29,14 @@ type Server struct {
 	p   Policy
 	val Validator
 
+	// The policy's rules, chosen once by NewServer: fold moves the model
+	// by an update (by Policy.Merge) and returns the validation passes it
+	// took; deliver takes a checked update to the model (by Policy.Sync);
+	// depart updates the sync state when a worker leaves.
+	fold    func(g []float32) (evals int)
+	deliver func(u Update) error
+	depart  func(w WorkerID)
+
 	params  []float32
 	agg     []float32 // running merge of updates (loss-aware and mean)
 	scratch []float32
@@ -84,6 +92,22 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 		holdOut = s.HoldOut
 	}
 	srv.alloc = NewAllocator(s, epochs, holdOut)
+	switch p.Merge {
+	case MergeLossAware:
+		srv.fold = srv.foldLossAware
+	case MergeMean:
+		srv.fold = srv.foldMean
+	default: // MergeApply, MergeAverage: the update is taken as it is
+		srv.fold = srv.foldApply
+	}
+	switch p.Sync {
+	case Rounds:
+		srv.deliver, srv.depart = srv.deliverRounds, srv.departRounds
+	case StaleSync:
+		srv.deliver, srv.depart = srv.deliverStale, func(WorkerID) { srv.releaseHeld() }
+	default:
+		srv.deliver, srv.depart = srv.deliverAsync, func(WorkerID) {}
+	}
 	srv.evalEvery = s.EvalEvery
 	if srv.evalEvery == 0 {
 		srv.evalEvery = 1
@@ -221,14 +245,14 @@ func (s *Server) leave(w WorkerID) error {
 	s.alloc.Remove(w)
 	delete(s.workers, w)
 	s.ids = slices.DeleteFunc(s.ids, func(id WorkerID) bool { return id == w })
-	switch s.p.Sync {
-	case "sync":
-		s.roundFrom = slices.DeleteFunc(s.roundFrom, func(id WorkerID) bool { return id == w })
-		s.maybeEndRound()
-	case "ssp":
-		s.releaseHeld()
-	}
+	s.depart(w)
 	return nil
+}
+
+// departRounds: the round no longer waits for a worker that left.
+func (s *Server) departRounds(w WorkerID) {
+	s.roundFrom = slices.DeleteFunc(s.roundFrom, func(id WorkerID) bool { return id == w })
+	s.maybeEndRound()
 }
 
 // accept checks what every report must satisfy and acknowledges its chunk.
@@ -282,73 +306,41 @@ func (s *Server) update(u Update) error {
 	}
 	s.observe(u.Report)
 	s.assign(u.Worker, true)
-	switch s.p.Sync {
-	case "sync":
-		return s.submit(u)
-	case "ssp":
-		s.merge(u.Grad, []WorkerID{u.Worker})
-		st := s.workers[u.Worker]
-		st.clock++
-		st.held = true
-		s.releaseHeld()
-	default:
-		s.merge(u.Grad, []WorkerID{u.Worker})
-		s.sendModel(u.Worker)
-	}
+	return s.deliver(u)
+}
+
+// deliverAsync merges the update and answers its sender with the new
+// model.
+func (s *Server) deliverAsync(u Update) error {
+	s.merge(u.Grad, []WorkerID{u.Worker})
+	s.sendModel(u.Worker)
 	return nil
 }
 
-// merge folds one update into the global model according to the policy.
+// deliverStale merges the update; its sender gets the new model once it
+// is within the staleness bound of the slowest worker.
+func (s *Server) deliverStale(u Update) error {
+	s.merge(u.Grad, []WorkerID{u.Worker})
+	st := s.workers[u.Worker]
+	st.clock++
+	st.held = true
+	s.releaseHeld()
+	return nil
+}
+
+// merge folds one update into the global model by the policy's rule,
+// then validates and counts patience.
 func (s *Server) merge(g []float32, from []WorkerID) {
 	if s.stopped {
 		return
 	}
-	evals := 0
-	lr := float32(s.s.ServerLR)
-	switch s.p.Merge {
-	case "loss-aware", "mean":
-		w1, w2 := 1.0, 1.0
-		if s.p.Merge == "loss-aware" && s.agg != nil {
-			// Weigh the running aggregate by the current model's loss
-			// and the update by the loss the model would have with it
-			// alone: a harmful update gets little weight.
-			for i, v := range s.params {
-				s.scratch[i] = v - lr*g[i]
-			}
-			cand := s.val.ValidationLoss(s.scratch)
-			evals++
-			w1, w2 = 1/s.lastLoss, 1/cand
-			if !finite(w2) || cand <= 0 {
-				w2 = 0
-			}
-		}
-		switch {
-		case s.agg == nil:
-			// The first update is the aggregate; merging it with a zero
-			// aggregate would halve it.
-			s.agg = slices.Clone(g)
-		case !finite(w1) || w1 <= 0 || w1+w2 == 0:
-			// Without a usable current loss, take the update as it is.
-			copy(s.agg, g)
-		default:
-			a, b := float32(w1/(w1+w2)), float32(w2/(w1+w2))
-			for i := range s.agg {
-				s.agg[i] = a*s.agg[i] + b*g[i]
-			}
-		}
-		for i := range s.params {
-			s.params[i] -= lr * s.agg[i]
-		}
-	default: // apply, average: g is the update to take as it is
-		p := s.params[:len(g)]
-		for i, v := range g {
-			p[i] -= lr * v
-		}
-	}
+	evals := s.fold(g)
 	s.version++
 	s.changes++
 	valLoss := s.lastLoss
-	if s.changes >= s.evalEvery || s.p.Merge == "loss-aware" {
+	// Loss-aware merging weighs the next update by the current loss: it
+	// must be validated after every change.
+	if s.changes >= s.evalEvery || s.p.Merge == MergeLossAware {
 		s.changes = 0
 		valLoss = s.val.ValidationLoss(s.params)
 		evals++
@@ -361,6 +353,67 @@ func (s *Server) merge(g []float32, from []WorkerID) {
 	}
 }
 
+// foldLossAware is Hermes's merge: the running aggregate is weighted by
+// the current model's loss and the update by the loss the model would
+// have with it alone, so a harmful update gets little weight.
+func (s *Server) foldLossAware(g []float32) int {
+	if s.agg == nil {
+		s.foldRunning(g, 1, 1)
+		return 0
+	}
+	lr := float32(s.s.ServerLR)
+	for i, v := range s.params {
+		s.scratch[i] = v - lr*g[i]
+	}
+	cand := s.val.ValidationLoss(s.scratch)
+	w1, w2 := 1/s.lastLoss, 1/cand
+	if !finite(w2) || cand <= 0 {
+		w2 = 0
+	}
+	s.foldRunning(g, w1, w2)
+	return 1
+}
+
+// foldMean is the running aggregate with equal weights (hermes-mean).
+func (s *Server) foldMean(g []float32) int {
+	s.foldRunning(g, 1, 1)
+	return 0
+}
+
+// foldRunning merges g into the running aggregate with weights w1 (the
+// aggregate) and w2 (g), and applies the aggregate to the model.
+func (s *Server) foldRunning(g []float32, w1, w2 float64) {
+	switch {
+	case s.agg == nil:
+		// The first update is the aggregate; merging it with a zero
+		// aggregate would halve it.
+		s.agg = slices.Clone(g)
+	case !finite(w1) || w1 <= 0 || w1+w2 == 0:
+		// Without a usable current loss, take the update as it is.
+		copy(s.agg, g)
+	default:
+		a, b := float32(w1/(w1+w2)), float32(w2/(w1+w2))
+		for i := range s.agg {
+			s.agg[i] = a*s.agg[i] + b*g[i]
+		}
+	}
+	lr := float32(s.s.ServerLR)
+	for i := range s.params {
+		s.params[i] -= lr * s.agg[i]
+	}
+}
+
+// foldApply applies g as it is: one worker's update (ASP, SSP) or a
+// round's mean (BSP, LocalSGD).
+func (s *Server) foldApply(g []float32) int {
+	lr := float32(s.s.ServerLR)
+	p := s.params[:len(g)]
+	for i, v := range g {
+		p[i] -= lr * v
+	}
+	return 0
+}
+
 // patience counts validation passes without a new best loss.
 func (s *Server) patience(loss float64) {
 	if finite(loss) && loss < s.bestLoss {
@@ -370,9 +423,9 @@ func (s *Server) patience(loss float64) {
 	s.sinceBest++
 }
 
-// submit adds a synchronous update to the round; the model moves when
-// every active worker has sent one.
-func (s *Server) submit(u Update) error {
+// deliverRounds adds the update to the round; the model moves when every
+// active worker has sent one.
+func (s *Server) deliverRounds(u Update) error {
 	st := s.workers[u.Worker]
 	if st.submitted {
 		return fmt.Errorf("server: worker %d sent two updates in one round", u.Worker)

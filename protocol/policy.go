@@ -1,0 +1,107 @@
+package protocol
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Merge is how an update reaches the global model; the server picks the
+// rule once (see NewServer).
+type Merge int
+
+const (
+	// MergeLossAware is Hermes's: a running aggregate of updates, each
+	// weighted by the inverse of the validation loss it would give.
+	MergeLossAware Merge = iota
+	// MergeMean is the same running aggregate with equal weights.
+	MergeMean
+	// MergeApply applies each update as it comes (ASP, SSP).
+	MergeApply
+	// MergeAverage applies the mean of one update from every worker
+	// (BSP, LocalSGD), formed by the rounds of Sync.
+	MergeAverage
+)
+
+var mergeNames = [...]string{MergeLossAware: "loss-aware", MergeMean: "mean", MergeApply: "apply", MergeAverage: "average"}
+
+func (m Merge) String() string {
+	if m < 0 || int(m) >= len(mergeNames) {
+		return fmt.Sprintf("Merge(%d)", int(m))
+	}
+	return mergeNames[m]
+}
+
+// Sync is when an update may move the global model.
+type Sync int
+
+const (
+	// Async: as it arrives; the sender gets the new model at once.
+	Async Sync = iota
+	// StaleSync: as it arrives, but a worker more than Settings.Staleness
+	// updates ahead of the slowest waits for the new model (SSP).
+	StaleSync
+	// Rounds: once every worker has sent one; then all get the new model
+	// (BSP, LocalSGD).
+	Rounds
+)
+
+var syncNames = [...]string{Async: "async", StaleSync: "ssp", Rounds: "sync"}
+
+func (s Sync) String() string {
+	if s < 0 || int(s) >= len(syncNames) {
+		return fmt.Sprintf("Sync(%d)", int(s))
+	}
+	return syncNames[s]
+}
+
+// Policy is a training method as a combination of mechanisms. Hermes and
+// its ablations differ from each other in one mechanism each; the baselines
+// are the classic points of the same space.
+type Policy struct {
+	Name string
+	// GUP gates updates on the local test loss; without it a worker sends
+	// an update after every unit of work.
+	GUP bool
+	// Merge is how an update reaches the global model.
+	Merge Merge
+	// Sync is when an update may move the global model.
+	Sync Sync
+	// Allocate resizes outlier workers' chunks and mini-batches.
+	Allocate bool
+	// MiniBatchUnit makes each unit of work a single mini-batch, one
+	// optimizer step, as in classic BSP/ASP/SSP.
+	MiniBatchUnit bool
+	// OneEpoch trains each chunk once instead of Settings.Epochs times.
+	OneEpoch bool
+}
+
+var policies = map[string]Policy{
+	"hermes":         {Name: "hermes", GUP: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
+	"hermes-nogup":   {Name: "hermes-nogup", Merge: MergeLossAware, Sync: Async, Allocate: true},
+	"hermes-noalloc": {Name: "hermes-noalloc", GUP: true, Merge: MergeLossAware, Sync: Async},
+	"hermes-mean":    {Name: "hermes-mean", GUP: true, Merge: MergeMean, Sync: Async, Allocate: true},
+	"asp":            {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
+	"ssp":            {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
+	"bsp":            {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
+	"localsgd":       {Name: "localsgd", Merge: MergeAverage, Sync: Rounds, OneEpoch: true},
+}
+
+// PolicyNamed returns the policy called name.
+func PolicyNamed(name string) (Policy, error) {
+	p, ok := policies[name]
+	if !ok {
+		return Policy{}, fmt.Errorf("settings: policy = %q, want one of %s", name, strings.Join(PolicyNames(), ", "))
+	}
+	return p, nil
+}
+
+// PolicyNames lists the known policies, sorted.
+func PolicyNames() []string {
+	var names []string
+	for n := range policies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
