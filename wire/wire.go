@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"reflect"
 	"slices"
 
 	"github.com/hermes-go/hermes/protocol"
@@ -33,22 +34,6 @@ const Version = 2
 // MaxTensor bounds the elements of one tensor (256 Mi float32 = 1 GiB), so a
 // corrupt length cannot make a decoder allocate without limit.
 const MaxTensor = 1 << 28
-
-// Message types.
-const (
-	TypeRegister byte = iota + 1
-	TypeModel
-	TypeWork
-	TypeUpdate
-	TypeReport
-	TypeStop
-	TypeData
-	TypeJoin
-	TypeWelcome
-	TypeHeartbeat
-	TypeRejoin
-	TypeFragment
-)
 
 // Codec is how a tensor's values are packed.
 type Codec byte
@@ -144,109 +129,16 @@ type Join struct {
 
 var errShort = errors.New("message truncated")
 
-// Encode appends the encoding of m to dst. m is one of protocol.Register,
-// Model, protocol.Work, protocol.Update, protocol.Report or Stop; tensors are
-// packed with codec.
+// Encode appends the encoding of m to dst. m is one of the messages of
+// the table in messages.go; tensors are packed with codec.
 func Encode(dst []byte, m any, codec Codec) ([]byte, error) {
-	var t byte
-	switch m.(type) {
-	case protocol.Register:
-		t = TypeRegister
-	case Model:
-		t = TypeModel
-	case protocol.Work:
-		t = TypeWork
-	case protocol.Update:
-		t = TypeUpdate
-	case protocol.Report:
-		t = TypeReport
-	case Stop:
-		t = TypeStop
-	case Data:
-		t = TypeData
-	case Join:
-		t = TypeJoin
-	case Welcome:
-		t = TypeWelcome
-	case Heartbeat:
-		t = TypeHeartbeat
-	case Rejoin:
-		t = TypeRejoin
-	case Fragment:
-		t = TypeFragment
-	default:
+	e := byGoType[reflect.TypeOf(m)]
+	if e == nil {
 		return nil, fmt.Errorf("wire: cannot encode %T", m)
 	}
 	start := len(dst)
-	b := append(dst, 'H', 'G', Version, t)
-	switch m := m.(type) {
-	case protocol.Register:
-		b = putI64(b, int64(m.Worker))
-		b = putI64(b, m.MemoryBytes)
-		b = putI64(b, int64(m.Cores))
-	case Model:
-		b = putI64(b, m.Version)
-		b = putTensor(b, m.Params, codec)
-	case protocol.Work:
-		b = putI64(b, m.Chunk.ID)
-		b = putI64(b, int64(m.MiniBatch))
-		b = putI64(b, int64(m.Epochs))
-		b = putF64(b, m.HoldOut)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Chunk.Indices)))
-		for _, i := range m.Chunk.Indices {
-			b = binary.LittleEndian.AppendUint32(b, uint32(i))
-		}
-	case protocol.Update:
-		b = putReport(b, m.Report)
-		b = putI64(b, m.Base)
-		b = putTensor(b, m.Grad, codec)
-	case protocol.Report:
-		b = putReport(b, m)
-	case Stop:
-		b = putString(b, m.Reason)
-	case Rejoin:
-		b = putString(b, m.Reason)
-	case Fragment:
-		b = binary.LittleEndian.AppendUint64(b, m.ID)
-		b = binary.LittleEndian.AppendUint32(b, m.Index)
-		b = binary.LittleEndian.AppendUint32(b, m.Count)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Part)))
-		b = append(b, m.Part...)
-	case Data:
-		b = putI64(b, m.ChunkID)
-		b = putI64(b, m.Offset)
-		b = putI64(b, m.Total)
-		b = putShape(b, m.Shape)
-		if m.Bytes != nil {
-			b = append(b, 1)
-			b = putF64(b, m.Scale)
-			b = putF64(b, m.Mean)
-			b = putF64(b, m.Std)
-			b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Bytes)))
-			b = append(b, m.Bytes...)
-		} else {
-			b = append(b, 0)
-			b = putTensor(b, m.X, codec)
-		}
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Y)))
-		for _, y := range m.Y {
-			b = binary.LittleEndian.AppendUint32(b, uint32(y))
-		}
-	case Join:
-		b = putString(b, m.Name)
-		b = putI64(b, m.MemoryBytes)
-		b = putI64(b, int64(m.Cores))
-		b = putString(b, m.Version)
-	case Heartbeat:
-		b = putI64(b, m.Worker)
-	case Welcome:
-		b = putI64(b, m.Worker)
-		b = putLongString(b, m.Spec)
-		b = putLongString(b, m.Settings)
-		b = putShape(b, m.Shape)
-		b = putI64(b, m.Classes)
-		b = putF64(b, m.LocalLR)
-	}
+	b := append(dst, 'H', 'G', Version, e.typ)
+	b = e.encode(b, m, codec)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
 }
 
@@ -538,76 +430,12 @@ func Decode(b []byte) (any, error) {
 	if got := crc32.Checksum(body, castagnoli); got != sum {
 		return nil, fmt.Errorf("wire: checksum %08x, message says %08x: corrupted in transit", got, sum)
 	}
-	r := &reader{b: body[4:]}
-	var m any
-	switch b[3] {
-	case TypeRegister:
-		reg := protocol.Register{Worker: protocol.WorkerID(r.i64()), MemoryBytes: r.i64(), Cores: int(r.i64())}
-		if r.err == nil && (reg.Worker < 0 || reg.MemoryBytes < 0 || reg.Cores < 0) {
-			r.err = errors.New("negative field in registration")
-		}
-		m = reg
-	case TypeModel:
-		m = Model{Version: r.i64(), Params: r.tensor()}
-	case TypeWork:
-		w := protocol.Work{Chunk: protocol.Chunk{ID: r.i64()}, MiniBatch: int(r.i64()), Epochs: int(r.i64()), HoldOut: r.f64()}
-		n := r.count(4)
-		if raw := r.take(4 * n); raw != nil {
-			w.Chunk.Indices = make([]int32, n)
-			for i := range w.Chunk.Indices {
-				w.Chunk.Indices[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
-				if w.Chunk.Indices[i] < 0 {
-					r.err = fmt.Errorf("sample index %d is negative", i)
-				}
-			}
-		}
-		if r.err == nil && (w.MiniBatch < 1 || w.Epochs < 1 || !(w.HoldOut >= 0 && w.HoldOut < 1)) {
-			r.err = fmt.Errorf("work with mini-batch %d, epochs %d, hold-out %v", w.MiniBatch, w.Epochs, w.HoldOut)
-		}
-		m = w
-	case TypeUpdate:
-		u := protocol.Update{Report: r.report()}
-		u.Base = r.i64()
-		u.Grad = r.tensor()
-		m = u
-	case TypeReport:
-		m = r.report()
-	case TypeStop:
-		m = Stop{Reason: r.str()}
-	case TypeRejoin:
-		m = Rejoin{Reason: r.str()}
-	case TypeFragment:
-		f := Fragment{ID: uint64(r.i64()), Index: r.u32(), Count: r.u32()}
-		f.Part = append([]byte{}, r.take(r.count(1))...)
-		if r.err == nil && (f.Count < 2 || f.Count > MaxFragments || f.Index >= f.Count || len(f.Part) == 0) {
-			r.err = fmt.Errorf("fragment %d of %d with %d bytes", f.Index, f.Count, len(f.Part))
-		}
-		m = f
-	case TypeData:
-		m = r.data()
-	case TypeHeartbeat:
-		h := Heartbeat{Worker: r.i64()}
-		if r.err == nil && h.Worker < 0 {
-			r.err = errors.New("negative worker id")
-		}
-		m = h
-	case TypeWelcome:
-		w := Welcome{Worker: r.i64(), Spec: r.longStr(), Settings: r.longStr()}
-		w.Shape, _ = r.shape()
-		w.Classes, w.LocalLR = r.i64(), r.f64()
-		if r.err == nil && (w.Worker < 0 || w.Classes < 1 || !(w.LocalLR > 0) || !finite(w.LocalLR)) {
-			r.err = errors.New("welcome with a bad worker id, class count or learning rate")
-		}
-		m = w
-	case TypeJoin:
-		j := Join{Name: r.str(), MemoryBytes: r.i64(), Cores: int(r.i64()), Version: r.str()}
-		if r.err == nil && (j.Name == "" || j.MemoryBytes < 0 || j.Cores < 0) {
-			r.err = errors.New("join without a name or with negative resources")
-		}
-		m = j
-	default:
+	e := byType[b[3]]
+	if e == nil {
 		return nil, fmt.Errorf("wire: message type %d unknown", b[3])
 	}
+	r := &reader{b: body[4:]}
+	m := e.decode(r)
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d bytes after the message", len(r.b))
 	}
