@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 )
 
 // runDir is where a parameter server keeps a run:
@@ -180,4 +181,21 @@ func (d *runDir) archive() (string, error) {
 		return zw.Close()
 	})
 	return out, err
+}
+
+// PrepareRunDir returns the run dir for a run of command cmd: dir, or a
+// new one under runs/ named by the command and the time. It refuses to
+// start a new run over a checkpointed one, which would overwrite it, and
+// to resume without a dir.
+func PrepareRunDir(dir, cmd string, resume bool) (string, error) {
+	if resume && dir == "" {
+		return "", fmt.Errorf("--resume needs --run-dir, the directory of the run to continue")
+	}
+	if dir == "" {
+		dir = filepath.Join("runs", cmd+"-"+time.Now().Format("20060102-150405"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, checkpointFile)); err == nil && !resume {
+		return "", fmt.Errorf("--run-dir %s holds a run already: add --resume to continue it, or choose another directory", dir)
+	}
+	return dir, nil
 }

@@ -9,6 +9,7 @@
 package harness
 
 import (
+	"fmt"
 	"math/rand/v2"
 
 	"github.com/hermes-go/hermes/data"
@@ -82,4 +83,40 @@ func (t *Target) Reached(acc float64) bool {
 	}
 	t.reached = true
 	return true
+}
+
+// Data is a run's data: the training set workers draw chunks from, the
+// server's validation set carved out of it, the test set the harness
+// measures on, and the normalization applied to all three.
+type Data struct {
+	Train, Val, Test *data.Dataset
+	Norm             data.Norm
+}
+
+// OpenData loads a named data set, or train and test files (see
+// data.Open), and carves valSize validation samples out of the training
+// set by the seed.
+func OpenData(dataset, trainSpec, testSpec string, valSize int, seed uint64) (*Data, error) {
+	train, test, norm, err := data.Open(dataset, trainSpec, testSpec)
+	if err != nil {
+		return nil, err
+	}
+	val, rest, err := SplitValidation(train, valSize, seed)
+	if err != nil {
+		return nil, fmt.Errorf("validation set (--val %d): %w", valSize, err)
+	}
+	return &Data{Train: rest, Val: val, Test: test, Norm: norm}, nil
+}
+
+// Rates returns a policy's learning rates: the tuned ones, each replaced
+// by localLR or serverLR where that is above 0.
+func Rates(policy string, localLR, serverLR float64) Hyper {
+	h := Tuned[policy]
+	if localLR > 0 {
+		h.LocalLR = localLR
+	}
+	if serverLR > 0 {
+		h.ServerLR = serverLR
+	}
+	return h
 }

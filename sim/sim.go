@@ -45,28 +45,22 @@ type Env struct {
 // NewEnv loads a scenario's data and model. valSize samples of the training
 // set become the server's validation set.
 func NewEnv(sc *Scenario, valSize int) (*Env, error) {
-	var trainSet, test *data.Dataset
-	var err error
+	name, trainSpec, testSpec := sc.Dataset, "", ""
 	if tr, te, ok := strings.Cut(sc.Dataset, ";"); ok {
-		trainSet, test, _, err = data.Open("", tr, te)
-	} else {
-		trainSet, test, _, err = data.Open(sc.Dataset, "", "")
+		name, trainSpec, testSpec = "", tr, te
 	}
+	d, err := harness.OpenData(name, trainSpec, testSpec, valSize, sc.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
-	val, rest, err := harness.SplitValidation(trainSet, valSize, sc.Seed)
-	if err != nil {
-		return nil, fmt.Errorf("scenario %s: validation split: %w", sc.Name, err)
-	}
-	spec, err := nn.ResolveSpec(sc.Model, trainSet.Classes)
+	spec, err := nn.ResolveSpec(sc.Model, d.Train.Classes)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
-	if _, err := nn.Build(spec, trainSet.Shape, trainSet.Classes); err != nil {
+	if _, err := nn.Build(spec, d.Train.Shape, d.Train.Classes); err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
-	return &Env{Scenario: sc, Train: rest, Val: val, Test: test, Spec: spec}, nil
+	return &Env{Scenario: sc, Train: d.Train, Val: d.Val, Test: d.Test, Spec: spec}, nil
 }
 
 // Options configure one run.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"time"
 
 	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/nn"
@@ -145,4 +146,48 @@ func (t *Trainer) Step(d *data.Dataset, idx []int) float64 {
 // Evaluate returns the loss and accuracy of m on d.
 func Evaluate(m *nn.Model, d *data.Dataset) (loss, acc float64) {
 	return m.Evaluate(d.X, d.Y, d.Len(), 256)
+}
+
+// Progress receives a run's progress; either function may be nil.
+type Progress struct {
+	// Batch is called after every step of epoch (from 1) with the samples
+	// done of total and the epoch's mean training loss so far.
+	Batch func(epoch, done, total int, loss float64)
+	// Epoch is called after each epoch with its mean training loss and the
+	// loss and accuracy on the evaluation set.
+	Epoch func(epoch int, trainLoss, loss, acc float64)
+}
+
+// Result is the outcome of Run: the evaluation set's loss and accuracy
+// after the last epoch, and the training speed in samples per second of
+// training time (evaluation not counted).
+type Result struct {
+	Loss, Accuracy   float64
+	SamplesPerSecond float64
+}
+
+// Run trains m for cfg.Epochs passes over d, evaluating on eval after
+// each.
+func Run(m *nn.Model, cfg Config, d, eval *data.Dataset, p Progress) (Result, error) {
+	tr, err := New(m, cfg, d.Len())
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	var trainTime time.Duration
+	for e := 1; e <= cfg.Epochs; e++ {
+		var onBatch func(done, total int, loss float64)
+		if p.Batch != nil {
+			onBatch = func(done, total int, loss float64) { p.Batch(e, done, total, loss) }
+		}
+		t0 := time.Now()
+		trainLoss := tr.Epoch(d, onBatch)
+		trainTime += time.Since(t0)
+		res.Loss, res.Accuracy = Evaluate(m, eval)
+		if p.Epoch != nil {
+			p.Epoch(e, trainLoss, res.Loss, res.Accuracy)
+		}
+	}
+	res.SamplesPerSecond = float64(d.Len()*cfg.Epochs) / trainTime.Seconds()
+	return res, nil
 }

@@ -88,3 +88,38 @@ func TestEpochLearnsAndIsSeeded(t *testing.T) {
 		}
 	}
 }
+
+// Run trains epoch by epoch, reports each, and ends with the evaluation
+// of the trained model.
+func TestRunReportsEveryEpoch(t *testing.T) {
+	d, err := data.Load("../testdata/fmnist-1k-images-idx3-ubyte.gz", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data.Stats(d).Apply(d)
+	spec, _ := nn.Builtin("logreg", d.Classes)
+	m, _ := nn.Build(spec, d.Shape, d.Classes)
+	m.Init(1)
+	cfg := Defaults
+	cfg.Epochs = 3
+	var epochs []int
+	batches := 0
+	res, err := Run(m, cfg, d, d, Progress{
+		Batch: func(e, done, total int, loss float64) {
+			batches++
+			if done > total || total != d.Len() || e != len(epochs)+1 {
+				t.Fatalf("epoch %d: batch %d of %d", e, done, total)
+			}
+		},
+		Epoch: func(e int, trainLoss, loss, acc float64) { epochs = append(epochs, e) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3 * ((d.Len() + cfg.Batch - 1) / cfg.Batch); batches != want || len(epochs) != 3 {
+		t.Fatalf("%d batches, epochs %v; want %d batches in 3 epochs", batches, epochs, want)
+	}
+	if loss, acc := Evaluate(m, d); res.Loss != loss || res.Accuracy != acc || !(res.SamplesPerSecond > 0) {
+		t.Fatalf("result %+v, the model evaluates to %v, %v", res, loss, acc)
+	}
+}

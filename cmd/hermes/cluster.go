@@ -22,7 +22,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hermes-go/hermes/cluster"
-	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
@@ -113,27 +112,23 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	if err != nil {
 		return nil, err
 	}
-	if err := f.prepareRunDir(fs.Name()); err != nil {
+	if f.runDir, err = cluster.PrepareRunDir(f.runDir, fs.Name(), f.resume); err != nil {
 		return nil, err
 	}
-	trainSet, test, norm, err := data.Open(f.df.dataset, f.df.train, f.df.test)
+	d, err := harness.OpenData(f.df.dataset, f.df.train, f.df.test, f.valSize, f.seed)
 	if err != nil {
 		return nil, err
 	}
-	val, rest, err := harness.SplitValidation(trainSet, f.valSize, f.seed)
-	if err != nil {
-		return nil, fmt.Errorf("--val: %w", err)
-	}
-	spec, err := nn.ResolveSpec(f.model, trainSet.Classes)
+	spec, err := nn.ResolveSpec(f.model, d.Train.Classes)
 	if err != nil {
 		return nil, err
 	}
 	h := hyperFor(fs, f.settings, f.localLR, f.settings.Policy)
 	st := *f.settings
 	st.ServerLR = h.ServerLR
-	st.SampleBytes = harness.SampleBytes(rest)
-	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: rest, Val: val, Test: test,
-		Spec: spec, ModelMeta: norm.Meta(), Norm: norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
+	st.SampleBytes = harness.SampleBytes(d.Train)
+	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: d.Train, Val: d.Val, Test: d.Test,
+		Spec: spec, ModelMeta: d.Norm.Meta(), Norm: d.Norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
 		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, OnApplied: onApplied, Log: log})
 }
 
@@ -150,21 +145,6 @@ func (f *psFlags) security() (cluster.Security, error) {
 		sec.NKeyUsers = users
 	}
 	return sec, nil
-}
-
-// prepareRunDir picks the run dir and refuses to start a new run over a
-// checkpointed one, which would overwrite it.
-func (f *psFlags) prepareRunDir(cmd string) error {
-	if f.resume && f.runDir == "" {
-		return fmt.Errorf("--resume needs --run-dir, the directory of the run to continue")
-	}
-	if f.runDir == "" {
-		f.runDir = filepath.Join("runs", cmd+"-"+time.Now().Format("20060102-150405"))
-	}
-	if _, err := os.Stat(filepath.Join(f.runDir, "checkpoint.gob")); err == nil && !f.resume {
-		return fmt.Errorf("--run-dir %s holds a run already: add --resume to continue it, or choose another directory", f.runDir)
-	}
-	return nil
 }
 
 func cmdPS(args []string, stdout io.Writer) error {

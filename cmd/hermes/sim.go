@@ -59,16 +59,13 @@ func cmdSim(args []string, stdout io.Writer) error {
 // hyperFor returns a policy's tuned learning rates, overridden by
 // --local-lr and by --server-lr when given.
 func hyperFor(fs *flag.FlagSet, st *protocol.Settings, localLR float64, policy string) harness.Hyper {
-	h := harness.Tuned[policy]
-	if localLR > 0 {
-		h.LocalLR = localLR
-	}
+	serverLR := 0.0
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "server-lr" {
-			h.ServerLR = st.ServerLR
+			serverLR = st.ServerLR
 		}
 	})
-	return h
+	return harness.Rates(policy, localLR, serverLR)
 }
 
 func fmtOpt(v *float64) string {

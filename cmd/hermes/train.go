@@ -72,32 +72,31 @@ func cmdTrain(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	tr, err := train.New(m, cfg, trainSet.Len())
-	if err != nil {
-		return err
-	}
 	slog.Info("training", "model", spec.Name, "params", len(m.Params()), "samples", trainSet.Len(), "epochs", cfg.Epochs, "batch", cfg.Batch, "optimizer", cfg.Optimizer, "lr", cfg.LR)
 	start := time.Now()
-	var trainTime time.Duration
-	var loss, acc float64
-	for e := 1; e <= cfg.Epochs; e++ {
-		bar := newBar(!*asJSON, int64(trainSet.Len()), fmt.Sprintf("epoch %d/%d", e, cfg.Epochs))
-		t0 := time.Now()
-		trainLoss := tr.Epoch(trainSet, func(done, total int, loss float64) {
+	var bar *progressbar.ProgressBar // the epoch's, on a terminal
+	r, err := train.Run(m, cfg, trainSet, evalSet, train.Progress{
+		Batch: func(e, done, total int, loss float64) {
+			if done <= cfg.Batch {
+				bar = newBar(!*asJSON, int64(total), fmt.Sprintf("epoch %d/%d", e, cfg.Epochs))
+			}
 			if bar != nil && done%(cfg.Batch*20) < cfg.Batch {
 				bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f", e, cfg.Epochs, loss))
 				bar.Set(done)
 			}
-		})
-		trainTime += time.Since(t0)
-		if bar != nil {
-			bar.Finish()
-		}
-		loss, acc = train.Evaluate(m, evalSet)
-		slog.Info("epoch", "epoch", e, "train_loss", round(trainLoss), evalName+"_loss", round(loss), evalName+"_accuracy", round(acc))
+		},
+		Epoch: func(e int, trainLoss, loss, acc float64) {
+			if bar != nil {
+				bar.Finish()
+			}
+			slog.Info("epoch", "epoch", e, "train_loss", round(trainLoss), evalName+"_loss", round(loss), evalName+"_accuracy", round(acc))
+		},
+	})
+	if err != nil {
+		return err
 	}
 	wall := time.Since(start).Seconds()
-	sps := float64(trainSet.Len()*cfg.Epochs) / trainTime.Seconds()
+	loss, acc, sps := r.Loss, r.Accuracy, r.SamplesPerSecond
 	if *save != "" {
 		if err := m.Save(*save); err != nil {
 			return err
