@@ -37,7 +37,7 @@ func (p *PS) assign(a protocol.Assign) {
 		train.Gather(idx, x, y)
 	}
 	shape := shape32(train.Shape)
-	per := max(1, int(p.nc.MaxPayload()-4096)/(4*size+4))
+	per := max(1, (p.tr.MaxPayload()-4096)/(4*size+4))
 	for lo := 0; lo < n; lo += per {
 		hi := min(lo+per, n)
 		d := wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(n), Shape: shape, Y: y[lo:hi]}

@@ -29,7 +29,7 @@ const fixture = "../testdata/fmnist-1k-images-idx3-ubyte.gz"
 // An embedded NATS on loopback, a server and three workers in this
 // process: the run reaches a stated accuracy on the fixture.
 func TestEndToEndEmbedded(t *testing.T) {
-	sum := runCluster(t, "", true)
+	sum := runCluster(t, fixtureNet{}, true)
 	if sum.Workers != 3 || sum.UpdatesTotal == 0 || sum.BytesTotal == 0 {
 		t.Fatalf("summary %+v", sum)
 	}
@@ -38,7 +38,52 @@ func TestEndToEndEmbedded(t *testing.T) {
 // The same against an external nats-server process (Debian package
 // nats-server, which `make test` installs), started and stopped here.
 func TestEndToEndExternalNATS(t *testing.T) {
-	runCluster(t, startNATSServer(t), false)
+	runCluster(t, fixtureNet{url: startNATSServer(t)}, false)
+}
+
+// The same in memory (MemNetwork), hostile messages and all: the
+// protocol-level behaviour needs no NATS.
+func TestEndToEndMem(t *testing.T) {
+	runCluster(t, newFixtureNet(), true)
+}
+
+// fixtureNet is where a test's server and workers meet: a MemNetwork, or
+// NATS (at url, or the server's embedded one).
+type fixtureNet struct {
+	mem *MemNetwork
+	url string
+}
+
+func newFixtureNet() fixtureNet { return fixtureNet{mem: NewMemNetwork(maxPayload)} }
+
+// server configures a server for the network.
+func (f fixtureNet) server(c *PSConfig) {
+	if f.mem != nil {
+		c.Transport = f.mem.Connect("hermes.inbox.ps")
+	}
+	c.NATS = f.url
+}
+
+// worker configures a worker called name for the network.
+func (f fixtureNet) worker(w WorkerConfig) WorkerConfig {
+	if f.mem != nil {
+		w.Transport = f.mem.Connect(subjects{"hermes"}.inbox(w.Name))
+	}
+	return w
+}
+
+// client returns a raw connection to the network, with replies under the
+// inbox of the worker called name.
+func (f fixtureNet) client(t *testing.T, ps *PS, name string) Transport {
+	t.Helper()
+	if f.mem != nil {
+		return f.mem.Connect(subjects{"hermes"}.inbox(name))
+	}
+	nc, err := nats.Connect(ps.URL(), nats.CustomInboxPrefix(subjects{"hermes"}.inbox(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NATSTransport(nc)
 }
 
 // startNATSServer starts a nats-server process on a free loopback port for
@@ -128,17 +173,15 @@ func runWorkers(t *testing.T, ps *PS, workers ...WorkerConfig) Summary {
 // With hostile set, garbage, a NaN update, a wrong-shape update and an
 // update from an unknown worker arrive first; the server must reject them
 // and keep serving.
-func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
+func runCluster(t *testing.T, net fixtureNet, hostile bool) Summary {
 	t.Helper()
 	dir := t.TempDir()
 	ps := startFixturePS(t, func(c *PSConfig) {
-		c.Settings.MinWorkers, c.Target, c.NATS, c.RunDir = 3, 0.75, natsURL, dir
+		c.Settings.MinWorkers, c.Target, c.RunDir = 3, 0.75, dir
+		net.server(c)
 	})
 	if hostile {
-		nc, err := nats.Connect(ps.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
+		nc := net.client(t, ps, "x")
 		nan, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: []float32{float32(math.NaN())}}, wire.FP32)
 		shape, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: make([]float32, 3)}, wire.FP32)
 		for _, b := range [][]byte{[]byte("garbage"), nan, shape, make([]byte, 1<<20)} {
@@ -153,7 +196,7 @@ func runCluster(t *testing.T, natsURL string, hostile bool) Summary {
 	}
 	var workers []WorkerConfig
 	for i, name := range []string{"a", "b", "c"} {
-		workers = append(workers, WorkerConfig{Name: name, Memory: 1 << 30, Cores: 1, Slowdown: float64(1 + i)})
+		workers = append(workers, net.worker(WorkerConfig{Name: name, Memory: 1 << 30, Cores: 1, Slowdown: float64(1 + i)}))
 	}
 	sum := runWorkers(t, ps, workers...)
 	if !sum.ReachedTarget || sum.FinalAccuracy < 0.75 || sum.StopReason != "target accuracy" {
@@ -233,20 +276,19 @@ func TestTokenRequired(t *testing.T) {
 // its chunks go back to the queue, the others train on, and no chunk stays
 // with the dead worker.
 func TestSilentWorkerIsTimedOut(t *testing.T) {
+	mem := newFixtureNet()
 	ps := startFixturePS(t, func(c *PSConfig) {
 		c.Settings.MinWorkers = 3
 		c.Settings.Patience = 1 << 20       // run until the context ends, past the timeout
 		c.Timeout = 2500 * time.Millisecond // > 2 heartbeats: live workers never time out
+		mem.server(c)
 	})
 	// The dead worker joins, takes its model and two chunks, and is never
 	// heard of again.
-	nc, err := nats.Connect(ps.URL(), nats.CustomInboxPrefix("hermes.inbox.dead"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := mem.client(t, ps, "dead")
 	defer nc.Close()
 	got := make(chan any, 64)
-	nc.Subscribe("hermes.w.dead.*", func(msg *nats.Msg) {
+	nc.Subscribe("hermes.w.dead.*", func(msg Msg) {
 		m, err := wire.Decode(msg.Data)
 		if err != nil {
 			t.Error(err)
@@ -254,14 +296,18 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 		got <- m
 	})
 	join, _ := wire.Encode(nil, wire.Join{Name: "dead", MemoryBytes: 1 << 30, Cores: 1, Version: fmt.Sprint(wire.Version)}, wire.FP32)
-	go nc.Request("hermes.join.dead", join, 10*time.Second)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		nc.Request(ctx, "hermes.join.dead", join)
+	}()
 
 	// No target: the run lasts until the context ends, long after the
 	// timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, name := range []string{"a", "b"} {
-		go RunWorker(ctx, WorkerConfig{URL: ps.URL(), Name: name, Memory: 1 << 30, Cores: 1, Seed: 1, Log: quietLog})
+		go RunWorker(ctx, mem.worker(WorkerConfig{Name: name, Memory: 1 << 30, Cores: 1, Seed: 1, Log: quietLog}))
 	}
 	sum, err := ps.Run(ctx)
 	if err != nil {
@@ -279,10 +325,11 @@ func TestSilentWorkerIsTimedOut(t *testing.T) {
 	if sum.Lost != 1 {
 		t.Fatalf("%d workers lost, want 1: %+v", sum.Lost, sum)
 	}
-	for chunk, w := range ps.srv.Dispenser().Holders() {
-		if ps.names[w] == "dead" {
-			t.Fatalf("chunk %d is still held by the dead worker", chunk)
-		}
+	if held := sum.PerWorker["dead"].Held; held != 0 {
+		t.Fatalf("the dead worker still holds %d chunks", held)
+	}
+	if int64(sum.PerWorker["a"].Held+sum.PerWorker["b"].Held) != sum.Chunks.Outstanding {
+		t.Fatalf("held chunks %+v do not add up to %d outstanding", sum.PerWorker, sum.Chunks.Outstanding)
 	}
 	if sum.UpdatesTotal == 0 || sum.BestAccuracy < 0.7 {
 		t.Fatalf("the others did not train on: %+v", sum)
@@ -409,9 +456,10 @@ func interruptAndResume(t *testing.T, addr, natsURL, dir1, dir2 string) {
 
 // The start signal begins a run short of its minimum worker count.
 func TestStartSignal(t *testing.T) {
-	dir := t.TempDir()
+	dir, mem := t.TempDir(), newFixtureNet()
 	ps := startFixturePS(t, func(c *PSConfig) {
 		c.Settings.MinWorkers, c.Settings.Epochs, c.Target, c.RunDir = 3, 1, 0.5, dir
+		mem.server(c)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -421,7 +469,7 @@ func TestStartSignal(t *testing.T) {
 		}
 		ps.Start()
 	}()
-	if sum := runWorkers(t, ps, WorkerConfig{Name: "only"}); !sum.ReachedTarget || sum.Workers != 1 {
+	if sum := runWorkers(t, ps, mem.worker(WorkerConfig{Name: "only"})); !sum.ReachedTarget || sum.Workers != 1 {
 		t.Fatalf("run after the start signal: %+v", sum)
 	}
 }
@@ -439,9 +487,14 @@ func TestLargeMessagesTravelInPieces(t *testing.T) {
 		c.Spec, _ = nn.Builtin("mlp", 10)
 		c.Settings.MinWorkers, c.Target, c.MaxPayload = 2, 0.7, 64<<10
 	})
-	if got := ps.nc.MaxPayload(); got != 64<<10 {
+	nc, err := nats.Connect(ps.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nc.MaxPayload(); got != 64<<10 {
 		t.Fatalf("max payload %d", got)
 	}
+	nc.Close()
 	sum := runWorkers(t, ps, WorkerConfig{Name: "a", Memory: 1 << 30}, WorkerConfig{Name: "b", Memory: 1 << 30})
 	if !sum.ReachedTarget || sum.UpdatesTotal == 0 {
 		t.Fatalf("run through 64 KB messages: %+v", sum)

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hermes-go/hermes/protocol"
 )
 
 // proxy forwards TCP connections to a target until it is cut: then it
@@ -124,8 +122,7 @@ func TestWorkerRejoinsAfterNetworkDrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps.step(protocol.Halt{Reason: "test over"}) // tell the workers to stop
-	ps.nc.Flush()
+	ps.Halt("test over") // tell the workers to stop
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)

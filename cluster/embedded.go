@@ -17,9 +17,43 @@ import (
 // Fashion-MNIST samples is 7.9 MB as float32.
 const maxPayload = 64 << 20
 
-// connect starts the embedded NATS server if there is to be one, connects,
-// and subscribes.
+// connect gives the server its transport, cfg.Transport or a NATS
+// connection, and subscribes to what workers send.
 func (p *PS) connect() error {
+	if p.tr = p.cfg.Transport; p.tr == nil {
+		if err := p.dialNATS(); err != nil {
+			return err
+		}
+		p.tr = NATSTransport(p.nc)
+	}
+	p.out = newSender(p.tr)
+	if p.tr.MaxPayload() < 8<<20 {
+		p.log.Warn("nats max_payload is small; large chunks will be refused", "max_payload", p.tr.MaxPayload())
+	}
+	updates := newReceiver() // reports and updates; large updates come in pieces
+	subs := map[string]func(Msg){
+		p.subj.all(kindJoin):      func(m Msg) { p.receive(m, kindJoin, nil) },
+		p.subj.all(kindHeartbeat): func(m Msg) { p.receive(m, kindHeartbeat, nil) },
+		p.subj.all(kindUp):        func(m Msg) { p.receive(m, kindUp, updates) },
+		p.subj.all(kindLog):       p.receiveLog,
+	}
+	for subj, h := range subs {
+		if _, err := p.tr.Subscribe(subj, h); err != nil {
+			return err
+		}
+	}
+	if p.nc != nil && p.cfg.RunDir != "" {
+		var err error
+		if p.objects, err = openObjectStore(p.nc, p.cfg.Prefix); err != nil {
+			p.log.Info("no JetStream object store: checkpoints are kept in the run dir only", "err", err)
+		}
+	}
+	return nil
+}
+
+// dialNATS starts the embedded NATS server, unless cfg.NATS names one,
+// and connects to it.
+func (p *PS) dialNATS() error {
 	cfg := p.cfg
 	opts := []nats.Option{nats.Name("hermes-ps"), nats.MaxReconnects(-1)}
 	url := cfg.NATS
@@ -73,29 +107,6 @@ func (p *PS) connect() error {
 	if p.nc, err = nats.Connect(url, opts...); err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
 	}
-	p.out = newSender(p.nc)
-	if p.nc.MaxPayload() < 8<<20 {
-		p.log.Warn("nats max_payload is small; large chunks will be refused", "max_payload", p.nc.MaxPayload())
-	}
-	updates := newReceiver() // reports and updates; large updates come in pieces
-	subs := map[string]func(*nats.Msg){
-		p.subj.all(kindJoin):      func(m *nats.Msg) { p.receive(m, kindJoin, nil) },
-		p.subj.all(kindHeartbeat): func(m *nats.Msg) { p.receive(m, kindHeartbeat, nil) },
-		p.subj.all(kindUp):        func(m *nats.Msg) { p.receive(m, kindUp, updates) },
-		p.subj.all(kindLog):       p.receiveLog,
-	}
-	for subj, h := range subs {
-		sub, err := p.nc.Subscribe(subj, h)
-		if err != nil {
-			return err
-		}
-		p.subs = append(p.subs, sub)
-	}
-	if cfg.RunDir != "" {
-		if p.objects, err = openObjectStore(p.nc, cfg.Prefix); err != nil {
-			p.log.Info("no JetStream object store: checkpoints are kept in the run dir only", "err", err)
-		}
-	}
 	return nil
 }
 
@@ -114,10 +125,14 @@ func splitListen(listen string) (string, int, error) {
 	return listen[:i], port, nil
 }
 
-// URL returns the NATS URL workers connect to.
+// URL returns the NATS URL workers connect to; empty on a transport of
+// cfg.Transport.
 func (p *PS) URL() string {
-	if p.ns != nil {
+	switch {
+	case p.ns != nil:
 		return p.ns.ClientURL()
+	case p.nc != nil:
+		return p.nc.ConnectedUrl()
 	}
-	return p.nc.ConnectedUrl()
+	return ""
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/wire"
-	"github.com/nats-io/nats.go"
 )
 
 type inbound struct {
@@ -19,7 +18,7 @@ type inbound struct {
 // taken from the subject. What cannot be used is rejected here, counted
 // by reason. Requests (joins, heartbeats) come without a receiver: they
 // are small, never in pieces.
-func (p *PS) receive(msg *nats.Msg, kind string, rcv *receiver) {
+func (p *PS) receive(msg Msg, kind string, rcv *receiver) {
 	p.bytes.Add(int64(len(msg.Data)))
 	from := p.subj.sender(msg.Subject)
 	var m any
@@ -83,7 +82,7 @@ func (p *PS) reject(reason, from string, args ...any) {
 }
 
 // receiveLog writes a worker's log line to the run dir.
-func (p *PS) receiveLog(msg *nats.Msg) {
+func (p *PS) receiveLog(msg Msg) {
 	if p.rd == nil {
 		return
 	}

@@ -32,6 +32,10 @@ type PSConfig struct {
 	Norm   data.Norm
 	Seed   uint64
 	Target float64 // stop when the test accuracy reaches it (0: never)
+	// Transport, when set, carries the run's messages (MemNetwork in
+	// tests); NATS, Listen and MaxPayload are then not used, and there is
+	// no JetStream object store.
+	Transport Transport
 	// NATS is the URL of an existing NATS server; empty starts an
 	// embedded one on Listen (host:port; port -1 picks a free one).
 	NATS   string
@@ -74,6 +78,9 @@ type WorkerStatus struct {
 	Minor     int     `json:"minor"`
 	LastLoss  float64 `json:"last_loss"`
 	Joins     int     `json:"joins"` // 1, plus one per rejoin
+	// Held is how many chunks the worker holds, assigned and not yet
+	// acknowledged, as the summary is taken.
+	Held int `json:"held"`
 }
 
 // Summary is the outcome of a run; its JSON is what `hermes ps --json` and
@@ -107,7 +114,8 @@ type PS struct {
 	cfg     PSConfig
 	log     *slog.Logger
 	ns      *server.Server
-	nc      *nats.Conn
+	nc      *nats.Conn // of a NATS transport: JetStream's too
+	tr      Transport
 	srv     *protocol.Server
 	model   *nn.Model // the server's: validation passes
 	rd      *runDir
@@ -116,7 +124,6 @@ type PS struct {
 	// trainBytes is the training set as bytes, when it travels as bytes.
 	trainBytes []uint8
 	inbox      chan inbound
-	subs       []*nats.Subscription
 	buf        []byte // publish's encoding buffer
 	out        *sender
 
@@ -232,7 +239,7 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 			p.measured(m)
 		}
 	}
-	p.nc.Flush()
+	p.tr.Flush()
 	// A run that reached its target ends with the model that reached it;
 	// any other ends with the server's last model, measured here.
 	p.meter.stop()
@@ -258,12 +265,28 @@ func (p *PS) summary() Summary {
 	sum.Chunks = p.srv.Dispenser().Stats()
 	sum.PerWorker = map[string]WorkerStatus{}
 	for name, st := range p.status {
-		sum.PerWorker[name] = *st
+		ws := *st
+		ws.Held = 0
+		sum.PerWorker[name] = ws
+	}
+	for _, id := range p.srv.Dispenser().Holders() {
+		if ws, ok := sum.PerWorker[p.names[id]]; ok {
+			ws.Held++
+			sum.PerWorker[p.names[id]] = ws
+		}
 	}
 	sum.RunDir = p.cfg.RunDir
 	sum.Rejected = p.rejected.counts()
 	sum.Auth = p.cfg.Security.mode()
 	return sum
+}
+
+// Halt stops the run and tells the live workers to stop. Run does so
+// itself when the run ends; Halt is for after Run returned on its context,
+// when the workers were left waiting for a resume.
+func (p *PS) Halt(reason string) error {
+	p.step(protocol.Halt{Reason: reason})
+	return p.tr.Flush()
 }
 
 // Rejected returns the counts of rejected messages by reason so far; it is
@@ -394,7 +417,9 @@ func (p *PS) measured(m measurement) {
 // the run dir's logs.
 func (p *PS) Close() {
 	p.once.Do(func() {
-		if p.nc != nil {
+		if p.tr != nil {
+			p.tr.Close()
+		} else if p.nc != nil {
 			p.nc.Close()
 		}
 		if p.ns != nil {

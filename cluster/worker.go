@@ -34,6 +34,9 @@ type WorkerConfig struct {
 	Seed     uint64
 	Security Security
 	Log      *slog.Logger
+	// Transport, when set, carries the worker's messages instead of a
+	// NATS connection to URL (MemNetwork in tests); the worker closes it.
+	Transport Transport
 	// GiveUp is how long the worker keeps trying to reach a server that
 	// does not answer (not started yet, restarting, network down) before
 	// it fails; 0 means 10 minutes.
@@ -62,21 +65,25 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	// NATS refuses what the worker's credentials do not allow (a name that
 	// is not theirs) asynchronously; denied keeps the first refusal.
 	denied := newRefusal()
-	nc, err := dial(ctx, cfg, subj, denied)
-	if err != nil {
-		return fmt.Errorf("worker %s: connect %s: %w", cfg.Name, cfg.URL, err)
+	tr := cfg.Transport
+	if tr == nil {
+		nc, err := dial(ctx, cfg, subj, denied)
+		if err != nil {
+			return fmt.Errorf("worker %s: connect %s: %w", cfg.Name, cfg.URL, err)
+		}
+		tr = NATSTransport(nc)
 	}
-	defer nc.Close()
+	defer tr.Close()
 	// The worker's events go to its stderr and to the server's central log.
-	central := slog.NewJSONHandler(publisher{nc, subj.from(kindLog, cfg.Name)}, nil)
+	central := slog.NewJSONHandler(publisher{tr, subj.from(kindLog, cfg.Name)}, nil)
 	log := slog.New(slog.NewMultiHandler(cfg.Log.Handler(), central)).With("worker", cfg.Name)
-	defer nc.Flush()
+	defer tr.Flush()
 
 	// Server-to-worker subjects end in the session's id, so that what was
 	// sent to an earlier session is told apart and dropped.
 	inbox := make(chan sessionMsg, 1024)
 	models := newReceiver() // large models come in pieces
-	sub, err := nc.Subscribe(subj.toSessions(cfg.Name), func(msg *nats.Msg) {
+	unsubscribe, err := tr.Subscribe(subj.toSessions(cfg.Name), func(msg Msg) {
 		id, err := strconv.ParseInt(msg.Subject[strings.LastIndex(msg.Subject, ".")+1:], 10, 64)
 		m, derr := models.decode(msg.Data)
 		if err != nil || derr != nil {
@@ -90,14 +97,14 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	if err != nil {
 		return fmt.Errorf("worker %s: subscribe: %w", cfg.Name, err)
 	}
-	defer sub.Unsubscribe()
-	out := newSender(nc)
+	defer unsubscribe()
+	out := newSender(tr)
 	for {
-		welcome, err := join(ctx, nc, cfg, subj, denied)
+		welcome, err := join(ctx, tr, cfg, subj, denied)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", cfg.Name, err)
 		}
-		s, err := newSession(cfg, nc, subj, out, log, welcome)
+		s, err := newSession(cfg, tr, subj, out, log, welcome)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", cfg.Name, err)
 		}
@@ -118,12 +125,12 @@ type sessionMsg struct {
 // published to subject. A log line is not worth failing a chunk for, so
 // errors are dropped.
 type publisher struct {
-	nc      *nats.Conn
+	tr      Transport
 	subject string
 }
 
 func (p publisher) Write(b []byte) (int, error) {
-	p.nc.Publish(p.subject, b)
+	p.tr.Publish(p.subject, b)
 	return len(b), nil
 }
 
@@ -165,7 +172,7 @@ func dial(ctx context.Context, cfg WorkerConfig, subj subjects, denied *refusal)
 
 // join asks to take part until the server answers, NATS refuses the
 // worker's name, or cfg.GiveUp passes.
-func join(ctx context.Context, nc *nats.Conn, cfg WorkerConfig, subj subjects, denied *refusal) (wire.Welcome, error) {
+func join(ctx context.Context, tr Transport, cfg WorkerConfig, subj subjects, denied *refusal) (wire.Welcome, error) {
 	req, _ := wire.Encode(nil, wire.Join{Name: cfg.Name, MemoryBytes: cfg.Memory, Cores: cfg.Cores, Version: fmt.Sprint(wire.Version)}, wire.FP32)
 	deadline := time.Now().Add(cfg.GiveUp)
 	ctx, cancel := context.WithCancel(ctx)
@@ -178,12 +185,12 @@ func join(ctx context.Context, nc *nats.Conn, cfg WorkerConfig, subj subjects, d
 		}
 	}()
 	for {
-		reply, err := request(ctx, nc, subj.from(kindJoin, cfg.Name), req, 5*time.Second)
+		reply, err := request(ctx, tr, subj.from(kindJoin, cfg.Name), req, 5*time.Second)
 		if denied.err() != nil {
 			return wire.Welcome{}, fmt.Errorf("join: %w", denied.err())
 		}
 		if err == nil {
-			m, err := wire.Decode(reply.Data)
+			m, err := wire.Decode(reply)
 			switch m := m.(type) {
 			case wire.Welcome:
 				return m, nil
@@ -196,7 +203,7 @@ func join(ctx context.Context, nc *nats.Conn, cfg WorkerConfig, subj subjects, d
 			return wire.Welcome{}, ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return wire.Welcome{}, fmt.Errorf("join: no server answered on %s for %v: %w", nc.ConnectedUrl(), cfg.GiveUp, err)
+			return wire.Welcome{}, fmt.Errorf("join: no server answered on %s for %v: %w", cfg.URL, cfg.GiveUp, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -206,11 +213,11 @@ func join(ctx context.Context, nc *nats.Conn, cfg WorkerConfig, subj subjects, d
 	}
 }
 
-// request is a NATS request that ends at d or with ctx.
-func request(ctx context.Context, nc *nats.Conn, subject string, b []byte, d time.Duration) (*nats.Msg, error) {
+// request is a request that ends at d or with ctx.
+func request(ctx context.Context, tr Transport, subject string, b []byte, d time.Duration) ([]byte, error) {
 	c, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return nc.RequestWithContext(c, subject, b)
+	return tr.Request(c, subject, b)
 }
 
 // FreeMemory returns the memory the system can give (MemAvailable in
@@ -234,7 +241,7 @@ func FreeMemory() int64 {
 // or a rejoin.
 type session struct {
 	cfg     WorkerConfig
-	nc      *nats.Conn
+	tr      Transport
 	subj    subjects
 	out     *sender
 	log     *slog.Logger
@@ -251,7 +258,7 @@ type session struct {
 	buf     []byte        // send's encoding buffer
 }
 
-func newSession(cfg WorkerConfig, nc *nats.Conn, subj subjects, out *sender, log *slog.Logger, welcome wire.Welcome) (*session, error) {
+func newSession(cfg WorkerConfig, tr Transport, subj subjects, out *sender, log *slog.Logger, welcome wire.Welcome) (*session, error) {
 	spec, err := nn.ParseSpec([]byte(welcome.Spec))
 	if err != nil {
 		return nil, fmt.Errorf("model spec from server: %w", err)
@@ -274,7 +281,7 @@ func newSession(cfg WorkerConfig, nc *nats.Conn, subj subjects, out *sender, log
 		return nil, err
 	}
 	log.Info("joined", "id", id, "params", len(model.Params()))
-	return &session{cfg: cfg, nc: nc, subj: subj, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
+	return &session{cfg: cfg, tr: tr, subj: subj, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
 		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
 		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}, nil
@@ -326,7 +333,7 @@ func (s *session) heartbeat(ctx context.Context, rejoin chan<- struct{}, lost ch
 			return
 		case <-t.C:
 		}
-		reply, err := request(ctx, s.nc, s.subj.from(kindHeartbeat, s.cfg.Name), hb, 3*heartbeatEvery)
+		reply, err := request(ctx, s.tr, s.subj.from(kindHeartbeat, s.cfg.Name), hb, 3*heartbeatEvery)
 		if err != nil {
 			if ctx.Err() == nil && time.Since(last) > s.cfg.GiveUp {
 				lost <- fmt.Errorf("no answer from the server for %v: %w", s.cfg.GiveUp, err)
@@ -335,7 +342,7 @@ func (s *session) heartbeat(ctx context.Context, rejoin chan<- struct{}, lost ch
 			continue
 		}
 		last = time.Now()
-		if m, err := wire.Decode(reply.Data); err == nil {
+		if m, err := wire.Decode(reply); err == nil {
 			if _, ok := m.(wire.Rejoin); ok {
 				rejoin <- struct{}{}
 				return
