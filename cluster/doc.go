@@ -19,6 +19,9 @@
 //	rundir.go      the run directory: logs, files, archive
 //	meter.go       test-accuracy measurements off the loop
 //
-// The worker is worker.go; security.go, natsconf.go and subjects.go are
-// who may say what; transport.go sends and receives messages in pieces.
+// The worker: worker.go joins (and joins again), session.go trains one
+// membership's chunks and reports. Who may say what: subjects.go,
+// security.go, natsconf.go. How messages travel: transport.go (the
+// Transport interface, over NATS), memtransport.go (in memory, for tests),
+// pieces.go (messages over the payload limit, in fragments).
 package cluster
