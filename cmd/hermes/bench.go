@@ -110,7 +110,7 @@ func runTune(env *sim.Env, st protocol.Settings, names []string, parallel int, s
 	if asJSON {
 		return printJSON(stdout, out)
 	}
-	fmt.Fprintln(stdout, "tuned learning rates (put them in sim/hyper.go):")
+	fmt.Fprintln(stdout, "tuned learning rates (put them in harness/rates.go):")
 	for _, p := range names {
 		fmt.Fprintf(stdout, "  %-15s local %g, server %g\n", p, out[p].LocalLR, out[p].ServerLR)
 	}
