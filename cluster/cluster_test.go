@@ -403,6 +403,12 @@ func interruptAndResume(t *testing.T, addr, natsURL, dir1, dir2 string) {
 	second := startFixturePS(t, func(c *PSConfig) {
 		c.Settings.MinWorkers, c.Listen, c.NATS, c.RunDir, c.Resume, c.Target = 2, addr, natsURL, dir2, true, 0.75
 	})
+	// A resumed run trains with whoever is back: let both workers'
+	// heartbeats (one a second) wait in the server's inbox, so that both
+	// are told to join again at once, and the run cannot reach its target
+	// before the second has rejoined (the workers would then wait for a
+	// server that has gone).
+	time.Sleep(1500 * time.Millisecond)
 	sum2, err := second.Run(ctx)
 	if err != nil {
 		t.Fatal(err)
