@@ -369,6 +369,10 @@ func (p *PS) act(a protocol.Action) {
 		p.publish(a.To, wire.Model{Version: a.Version, Params: a.Params})
 	case protocol.Assign:
 		p.assign(a)
+	case protocol.Discarded:
+		for _, id := range a.From {
+			p.reject(a.Reason, p.names[id])
+		}
 	case protocol.Resized:
 		p.log.Info("resized", "worker", p.names[a.Worker], "chunk", a.Chunk, "mini_batch", a.MiniBatch, "predicted", a.Predicted.Round(time.Millisecond))
 	case protocol.Applied:

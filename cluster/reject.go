@@ -28,6 +28,9 @@ const (
 	rejectProtocol = "protocol"
 	// rejectLog: a log line that is not a JSON object, or too long.
 	rejectLog = "bad_log_line"
+	// An update the protocol took but did not merge is counted under the
+	// reason of its protocol.Discarded: protocol.DiscardNorm,
+	// DiscardStale, DiscardNonFinite, DiscardWorse.
 )
 
 // rejections counts rejected messages by reason. The NATS goroutines that

@@ -52,6 +52,26 @@ type Settings struct {
 	// chunk/mini_batch for mini-batch work, so that BSP/ASP/SSP are checked
 	// about as often per sample as Hermes.
 	EvalEvery int `json:"eval_every"`
+
+	// Defences against poisoned updates (see screen and merge).
+	// NormBound rejects an update whose norm is more than NormBound times
+	// the median of the last merged ones, or whose step (server_lr times
+	// its norm) is more than NormBound times the model's norm (at least
+	// 1); 0 turns the bound off.
+	NormBound float64 `json:"norm_bound"`
+	// MaxStaleness rejects an update computed on a model more than this
+	// many versions old; 0: no bound. One from a version the server never
+	// had is always rejected.
+	MaxStaleness int `json:"max_staleness"`
+	// RejectWorse: loss-aware merging rejects an update whose candidate
+	// model has a validation loss above (1 + RejectWorse) times the
+	// current one; 0 turns the check off.
+	RejectWorse float64 `json:"reject_worse"`
+	// Aggregate is how a round's updates are combined (BSP, LocalSGD):
+	// "mean", or the robust "median" (coordinate-wise) and
+	// "trimmed-mean" (coordinate-wise, Trim of the values cut at each end).
+	Aggregate string  `json:"aggregate"`
+	Trim      float64 `json:"trim"`
 }
 
 // Defaults returns the settings of the Hermes reference code.
@@ -62,6 +82,7 @@ func Defaults() Settings {
 		Epochs: 5, Chunk: 2500, MiniBatch: 16, MiniBatches: []int{2, 4, 8, 16, 32, 64},
 		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785, ResizeTolerance: 0.1,
 		ServerLR: 0.1, Patience: 25, Staleness: 3, MinWorkers: 1,
+		NormBound: 10, RejectWorse: 1, Aggregate: "mean", Trim: 0.2,
 	}
 }
 
@@ -114,6 +135,16 @@ func (s Settings) Validate() error {
 		return bad("eval_every", s.EvalEvery, ">= 0")
 	case len(s.MiniBatches) == 0:
 		return bad("mini_batches", s.MiniBatches, "at least one size")
+	case !(s.NormBound == 0 || s.NormBound >= 1) || math.IsInf(s.NormBound, 0):
+		return bad("norm_bound", s.NormBound, "0 (off) or >= 1")
+	case s.MaxStaleness < 0:
+		return bad("max_staleness", s.MaxStaleness, ">= 0")
+	case !(s.RejectWorse >= 0) || math.IsInf(s.RejectWorse, 0):
+		return bad("reject_worse", s.RejectWorse, ">= 0")
+	case s.Aggregate != "mean" && s.Aggregate != "median" && s.Aggregate != "trimmed-mean":
+		return bad("aggregate", s.Aggregate, "mean, median or trimmed-mean")
+	case !(s.Trim >= 0 && s.Trim < 0.5):
+		return bad("trim", s.Trim, "0 <= trim < 0.5")
 	}
 	for _, b := range s.MiniBatches {
 		if b < 1 {
@@ -198,5 +229,10 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.Staleness, "staleness", s.Staleness, "SSP staleness bound")
 	fs.IntVar(&s.MinWorkers, "min-workers", s.MinWorkers, "start training when this many workers have registered")
 	fs.DurationVar(&s.MaxTime, "max-time", s.MaxTime, "time budget (0: none)")
+	fs.Float64Var(&s.NormBound, "norm-bound", s.NormBound, "reject updates this many times larger than the recent median (0: off)")
+	fs.IntVar(&s.MaxStaleness, "max-staleness", s.MaxStaleness, "reject updates computed on a model this many versions old (0: no bound)")
+	fs.Float64Var(&s.RejectWorse, "reject-worse", s.RejectWorse, "loss-aware merge: reject updates that raise the validation loss by more than this fraction (0: off)")
+	fs.StringVar(&s.Aggregate, "aggregate", s.Aggregate, "how a round's updates combine: mean, median or trimmed-mean")
+	fs.Float64Var(&s.Trim, "trim", s.Trim, "trimmed-mean: fraction cut at each end")
 	fs.IntVar(&s.EvalEvery, "eval-every", s.EvalEvery, "global-model changes between validation passes (0: automatic)")
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 )
@@ -33,7 +34,7 @@ type Server struct {
 	// by an update (by Policy.Merge) and returns the validation passes it
 	// took; deliver takes a checked update to the model (by Policy.Sync);
 	// depart updates the sync state when a worker leaves.
-	fold    func(g []float32) (evals int)
+	fold    func(g []float32) (evals int, discard string)
 	deliver func(u Update) error
 	depart  func(w WorkerID)
 
@@ -55,8 +56,14 @@ type Server struct {
 	workers map[WorkerID]*serverWorker
 	ids     []WorkerID // sorted, so that every loop is deterministic
 
-	roundSum  []float32 // sync: sum of this round's updates
-	roundFrom []WorkerID
+	roundSum     []float32   // sync: sum of this round's updates
+	roundUpdates [][]float32 // sync with a robust Aggregate: this round's updates
+	roundFrom    []WorkerID
+	roundN       int // updates this round, merged or discarded
+
+	norms          []float64 // norms of the last merged updates, for NormBound
+	backup, aggBak []float32 // the model and aggregate before a merge, to roll back
+	column         []float32 // robust aggregation's values of one coordinate
 
 	out []Action
 }
@@ -306,13 +313,73 @@ func (s *Server) update(u Update) error {
 	}
 	s.observe(u.Report)
 	s.assign(u.Worker, true)
+	if reason := s.screen(u); reason != "" {
+		// Taken, not merged: the sender is answered as if it had been, so
+		// that an honest worker wrongly screened out trains on.
+		s.out = append(s.out, Discarded{From: []WorkerID{u.Worker}, Reason: reason})
+		u.Grad = nil
+	}
 	return s.deliver(u)
 }
 
+// Reasons an update is discarded (Discarded.Reason).
+const (
+	DiscardNorm      = "update_norm"      // beyond NormBound
+	DiscardStale     = "stale_update"     // beyond MaxStaleness, or of a version the server never had
+	DiscardNonFinite = "non_finite_model" // the merge made the model non-finite: rolled back
+	DiscardWorse     = "worse_loss"       // loss-aware: beyond RejectWorse
+)
+
+// normWindow is how many merged updates' norms NormBound compares with.
+const normWindow = 32
+
+// screen returns why an update must not be merged, or "": an update from
+// a model version the server never had or too old, or too large against
+// the recent updates or against the model.
+func (s *Server) screen(u Update) string {
+	if u.Base < 0 || u.Base > s.version || (s.s.MaxStaleness > 0 && s.version-u.Base > int64(s.s.MaxStaleness)) {
+		return DiscardStale
+	}
+	if s.s.NormBound == 0 {
+		return ""
+	}
+	n := norm(u.Grad)
+	if m := median(s.norms); len(s.norms) >= 4 && n > s.s.NormBound*m {
+		return DiscardNorm
+	}
+	if s.s.ServerLR*n > s.s.NormBound*max(1, norm(s.params)) {
+		return DiscardNorm
+	}
+	if len(s.norms) == normWindow {
+		s.norms = s.norms[1:]
+	}
+	s.norms = append(s.norms, n)
+	return ""
+}
+
+func norm(v []float32) float64 {
+	var sum float64
+	for _, x := range v {
+		sum += float64(x) * float64(x)
+	}
+	return math.Sqrt(sum)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
 // deliverAsync merges the update and answers its sender with the new
-// model.
+// model. (A discarded update has no Grad.)
 func (s *Server) deliverAsync(u Update) error {
-	s.merge(u.Grad, []WorkerID{u.Worker})
+	if u.Grad != nil {
+		s.merge(u.Grad, []WorkerID{u.Worker})
+	}
 	s.sendModel(u.Worker)
 	return nil
 }
@@ -320,7 +387,9 @@ func (s *Server) deliverAsync(u Update) error {
 // deliverStale merges the update; its sender gets the new model once it
 // is within the staleness bound of the slowest worker.
 func (s *Server) deliverStale(u Update) error {
-	s.merge(u.Grad, []WorkerID{u.Worker})
+	if u.Grad != nil {
+		s.merge(u.Grad, []WorkerID{u.Worker})
+	}
 	st := s.workers[u.Worker]
 	st.clock++
 	st.held = true
@@ -329,12 +398,31 @@ func (s *Server) deliverStale(u Update) error {
 }
 
 // merge folds one update into the global model by the policy's rule,
-// then validates and counts patience.
+// then validates and counts patience. A merge that the rule refuses, or
+// that leaves the model non-finite, is rolled back and discarded.
 func (s *Server) merge(g []float32, from []WorkerID) {
 	if s.stopped {
 		return
 	}
-	evals := s.fold(g)
+	s.backup = append(s.backup[:0], s.params...)
+	hadAgg := s.agg != nil
+	if hadAgg {
+		s.aggBak = append(s.aggBak[:0], s.agg...)
+	}
+	evals, discard := s.fold(g)
+	if discard == "" && !allFinite(s.params) {
+		discard = DiscardNonFinite
+	}
+	if discard != "" {
+		copy(s.params, s.backup)
+		if hadAgg {
+			copy(s.agg, s.aggBak)
+		} else {
+			s.agg = nil
+		}
+		s.out = append(s.out, Discarded{From: from, Reason: discard, Evals: evals})
+		return
+	}
 	s.version++
 	s.changes++
 	valLoss := s.lastLoss
@@ -355,29 +443,35 @@ func (s *Server) merge(g []float32, from []WorkerID) {
 
 // foldLossAware is Hermes's merge: the running aggregate is weighted by
 // the current model's loss and the update by the loss the model would
-// have with it alone, so a harmful update gets little weight.
-func (s *Server) foldLossAware(g []float32) int {
+// have with it alone, so a harmful update gets little weight; one that
+// would make the loss worse than RejectWorse allows gets none.
+func (s *Server) foldLossAware(g []float32) (int, string) {
 	if s.agg == nil {
+		// The first update is the aggregate, unweighed: NormBound's
+		// bound against the model's norm is what screens it.
 		s.foldRunning(g, 1, 1)
-		return 0
+		return 0, ""
 	}
 	lr := float32(s.s.ServerLR)
 	for i, v := range s.params {
 		s.scratch[i] = v - lr*g[i]
 	}
 	cand := s.val.ValidationLoss(s.scratch)
+	if s.s.RejectWorse > 0 && finite(s.lastLoss) && !(cand <= (1+s.s.RejectWorse)*s.lastLoss) {
+		return 1, DiscardWorse
+	}
 	w1, w2 := 1/s.lastLoss, 1/cand
 	if !finite(w2) || cand <= 0 {
 		w2 = 0
 	}
 	s.foldRunning(g, w1, w2)
-	return 1
+	return 1, ""
 }
 
 // foldMean is the running aggregate with equal weights (hermes-mean).
-func (s *Server) foldMean(g []float32) int {
+func (s *Server) foldMean(g []float32) (int, string) {
 	s.foldRunning(g, 1, 1)
-	return 0
+	return 0, ""
 }
 
 // foldRunning merges g into the running aggregate with weights w1 (the
@@ -405,13 +499,21 @@ func (s *Server) foldRunning(g []float32, w1, w2 float64) {
 
 // foldApply applies g as it is: one worker's update (ASP, SSP) or a
 // round's mean (BSP, LocalSGD).
-func (s *Server) foldApply(g []float32) int {
+func (s *Server) foldApply(g []float32) (int, string) {
 	lr := float32(s.s.ServerLR)
 	p := s.params[:len(g)]
 	for i, v := range g {
 		p[i] -= lr * v
 	}
-	return 0
+	return 0, ""
+}
+
+func allFinite(v []float32) bool {
+	var sum float32
+	for _, x := range v {
+		sum += x - x // 0 for finite x, NaN otherwise
+	}
+	return sum == 0
 }
 
 // patience counts validation passes without a new best loss.
@@ -431,19 +533,65 @@ func (s *Server) deliverRounds(u Update) error {
 		return fmt.Errorf("server: worker %d sent two updates in one round", u.Worker)
 	}
 	st.submitted = true
-	if s.roundSum == nil {
-		s.roundSum = make([]float32, len(s.params))
+	s.roundN++
+	if u.Grad != nil {
+		if s.roundSum == nil {
+			s.roundSum = make([]float32, len(s.params))
+		}
+		if s.s.Aggregate == "mean" {
+			for i, g := range u.Grad {
+				s.roundSum[i] += g
+			}
+		} else {
+			s.roundUpdates = append(s.roundUpdates, slices.Clone(u.Grad))
+		}
+		s.roundFrom = append(s.roundFrom, u.Worker)
 	}
-	for i, g := range u.Grad {
-		s.roundSum[i] += g
-	}
-	s.roundFrom = append(s.roundFrom, u.Worker)
 	s.maybeEndRound()
 	return nil
 }
 
+// roundAggregate combines the round's merged updates into roundSum, by
+// Settings.Aggregate.
+func (s *Server) roundAggregate() []float32 {
+	if s.s.Aggregate == "mean" {
+		inv := 1 / float32(len(s.roundFrom))
+		for i := range s.roundSum {
+			s.roundSum[i] *= inv
+		}
+		return s.roundSum
+	}
+	k := len(s.roundUpdates)
+	lo, hi := 0, k // the coordinate's values that count, sorted
+	if s.s.Aggregate == "trimmed-mean" {
+		cut := min(int(s.s.Trim*float64(k)), (k-1)/2)
+		lo, hi = cut, k-cut
+	}
+	for i := range s.roundSum {
+		s.column = s.column[:0]
+		for _, u := range s.roundUpdates {
+			s.column = append(s.column, u[i])
+		}
+		slices.Sort(s.column)
+		if s.s.Aggregate == "median" {
+			m := s.column[k/2]
+			if k%2 == 0 {
+				m = (s.column[k/2-1] + m) / 2
+			}
+			s.roundSum[i] = m
+			continue
+		}
+		var sum float32
+		for _, v := range s.column[lo:hi] {
+			sum += v
+		}
+		s.roundSum[i] = sum / float32(hi-lo)
+	}
+	return s.roundSum
+}
+
 func (s *Server) maybeEndRound() {
-	if len(s.roundFrom) == 0 {
+	if s.roundN == 0 {
 		return
 	}
 	for _, id := range s.ids {
@@ -451,15 +599,13 @@ func (s *Server) maybeEndRound() {
 			return
 		}
 	}
-	inv := 1 / float32(len(s.roundFrom))
-	for i := range s.roundSum {
-		s.roundSum[i] *= inv
+	if len(s.roundFrom) > 0 { // else every update of the round was discarded
+		from := slices.Clone(s.roundFrom)
+		slices.Sort(from)
+		s.merge(s.roundAggregate(), from)
+		clear(s.roundSum)
 	}
-	from := slices.Clone(s.roundFrom)
-	slices.Sort(from)
-	s.merge(s.roundSum, from)
-	clear(s.roundSum)
-	s.roundFrom = s.roundFrom[:0]
+	s.roundFrom, s.roundUpdates, s.roundN = s.roundFrom[:0], s.roundUpdates[:0], 0
 	for _, id := range s.ids {
 		s.workers[id].submitted = false
 		s.sendModel(id)

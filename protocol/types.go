@@ -136,6 +136,14 @@ type (
 		Evals   int
 		From    []WorkerID
 	}
+	// Discarded: an update was taken (its chunk acknowledged, its sender
+	// answered) but not merged, for Reason (one of the Discard*
+	// constants). Evals counts the validation passes spent deciding.
+	Discarded struct {
+		From   []WorkerID
+		Reason string
+		Evals  int
+	}
 	// Resized: the allocator gave a worker a new chunk size and mini-batch.
 	Resized struct {
 		Worker           WorkerID

@@ -90,6 +90,10 @@ type Result struct {
 	// Rejected counts messages the server refused, such as a crashed
 	// worker's update that arrives after the server learnt it left.
 	Rejected int64 `json:"rejected"`
+	// Discarded counts updates the server took but did not merge (norm
+	// bound, staleness, a non-finite merge, a loss-aware candidate too
+	// much worse).
+	Discarded int64 `json:"discarded"`
 }
 
 // Trace is what happened over time, for plots and CSV.
@@ -356,8 +360,12 @@ func (s *simulation) toServer(ev protocol.Event) {
 	actions := s.server.Ready()
 	var flops float64
 	for _, a := range actions {
-		if ap, ok := a.(protocol.Applied); ok {
-			flops += float64(ap.Evals)*float64(s.env.Val.Len())*float64(s.fwdFLOPs) + 3*float64(len(s.server.Params()))
+		switch a := a.(type) {
+		case protocol.Applied:
+			flops += float64(a.Evals)*float64(s.env.Val.Len())*float64(s.fwdFLOPs) + 3*float64(len(s.server.Params()))
+		case protocol.Discarded:
+			flops += float64(a.Evals) * float64(s.env.Val.Len()) * float64(s.fwdFLOPs)
+			s.res.Discarded++
 		}
 	}
 	s.psCPU = s.now + Time(flops/(s.sc.PS.GFLOPS*1e9)*float64(time.Second))
