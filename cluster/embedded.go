@@ -17,6 +17,10 @@ import (
 // Fashion-MNIST samples is 7.9 MB as float32.
 const maxPayload = 64 << 20
 
+// maxSenders bounds the per-sender state the server keeps for names it
+// has not admitted yet (fragment receivers): a fleet's worth.
+const maxSenders = 1 << 14
+
 // connect gives the server its transport, cfg.Transport or a NATS
 // connection, and subscribes to what workers send.
 func (p *PS) connect() error {
@@ -30,11 +34,13 @@ func (p *PS) connect() error {
 	if p.tr.MaxPayload() < 8<<20 {
 		p.log.Warn("nats max_payload is small; large chunks will be refused", "max_payload", p.tr.MaxPayload())
 	}
-	updates := newReceiver() // reports and updates; large updates come in pieces
+	// Reports and updates; large updates come in pieces, each sender's
+	// reassembled apart, within two updates' bytes.
+	updates := newReceivers(2*(4*len(p.model.Params())+64<<10), maxSenders)
 	subs := map[string]func(Msg){
 		p.subj.all(kindJoin):      func(m Msg) { p.receive(m, kindJoin, nil) },
 		p.subj.all(kindHeartbeat): func(m Msg) { p.receive(m, kindHeartbeat, nil) },
-		p.subj.all(kindUp):        func(m Msg) { p.receive(m, kindUp, updates) },
+		p.subj.all(kindUp):        func(m Msg) { p.receive(m, kindUp, updates.of(p.subj.sender(m.Subject))) },
 		p.subj.all(kindLog):       p.receiveLog,
 	}
 	for subj, h := range subs {

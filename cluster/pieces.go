@@ -8,7 +8,7 @@ import (
 )
 
 // assemblerBudget bounds the bytes of unfinished fragmented messages a
-// receiver holds: a few models or updates of 16M parameters.
+// worker's receiver holds: a few models of 16M parameters.
 const assemblerBudget = 256 << 20
 
 // sender publishes wire messages on a transport, splitting those over its
@@ -45,7 +45,39 @@ func (s *sender) publish(subject string, msg []byte) error {
 // goroutine, so a receiver needs no lock.
 type receiver struct{ asm *wire.Assembler }
 
-func newReceiver() *receiver { return &receiver{asm: wire.NewAssembler(assemblerBudget)} }
+// newReceiver returns a receiver that holds at most budget bytes of at
+// most maxPending unfinished messages.
+func newReceiver(budget, maxPending int) *receiver {
+	return &receiver{asm: wire.NewAssembler(budget, maxPending)}
+}
+
+// receivers keeps a receiver for each sender of a subscription, so that
+// one sender's pieces never evict another's; at most max senders, the
+// longest known dropped first. Only the subscription's goroutine uses it.
+type receivers struct {
+	budget, max int
+	by          map[string]*receiver
+	order       []string
+}
+
+func newReceivers(budget, max int) *receivers {
+	return &receivers{budget: budget, max: max, by: map[string]*receiver{}}
+}
+
+func (r *receivers) of(sender string) *receiver {
+	if rc, ok := r.by[sender]; ok {
+		return rc
+	}
+	if len(r.order) == r.max {
+		delete(r.by, r.order[0])
+		r.order = r.order[1:]
+	}
+	// Two messages in pieces at a time: an update and the next.
+	rc := newReceiver(r.budget, 2)
+	r.by[sender] = rc
+	r.order = append(r.order, sender)
+	return rc
+}
 
 // decode returns the message in b, or nil while a fragmented one is
 // incomplete.

@@ -14,6 +14,9 @@ import (
 	"github.com/hermes-go/hermes/wire"
 )
 
+// maxHeldChunks bounds the chunks a worker holds data of.
+const maxHeldChunks = 4
+
 type sessionMsg struct {
 	session int64
 	msg     any
@@ -22,22 +25,23 @@ type sessionMsg struct {
 // session is one membership of a worker in a run, from a welcome to a stop
 // or a rejoin.
 type session struct {
-	cfg     WorkerConfig
-	tr      Transport
-	subj    subjects
-	out     *sender
-	log     *slog.Logger
-	id      protocol.WorkerID
-	sm      *protocol.Worker
-	ct      *train.ChunkTrainer
-	rng     *rand.Rand
-	shape   nn.Shape
-	classes int
-	params  []float32
-	grad    []float32
-	chunks  map[int64]*data.Dataset
-	got     map[int64]int // rows received of each chunk
-	buf     []byte        // send's encoding buffer
+	cfg      WorkerConfig
+	tr       Transport
+	subj     subjects
+	maxChunk int // the run's largest chunk (Settings.MaxChunk)
+	out      *sender
+	log      *slog.Logger
+	id       protocol.WorkerID
+	sm       *protocol.Worker
+	ct       *train.ChunkTrainer
+	rng      *rand.Rand
+	shape    nn.Shape
+	classes  int
+	params   []float32
+	grad     []float32
+	chunks   map[int64]*data.Dataset
+	got      map[int64]int // rows received of each chunk
+	buf      []byte        // send's encoding buffer
 }
 
 func newSession(cfg WorkerConfig, tr Transport, subj subjects, out *sender, log *slog.Logger, welcome wire.Welcome) (*session, error) {
@@ -63,7 +67,7 @@ func newSession(cfg WorkerConfig, tr Transport, subj subjects, out *sender, log 
 		return nil, err
 	}
 	log.Info("joined", "id", id, "params", len(model.Params()))
-	return &session{cfg: cfg, tr: tr, subj: subj, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
+	return &session{cfg: cfg, tr: tr, subj: subj, maxChunk: st.MaxChunk, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
 		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
 		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}, nil
@@ -176,6 +180,15 @@ func (s *session) receive(m wire.Data) error {
 	}
 	d, ok := s.chunks[m.ChunkID]
 	if !ok {
+		// Rows of a chunk are allocated whole: bound what one takes and
+		// how many are held (the one in training, the prefetched one,
+		// and one of a resize in flight).
+		if m.Total > int64(s.maxChunk) {
+			return fmt.Errorf("chunk %d of %d samples, the run's largest is %d", m.ChunkID, m.Total, s.maxChunk)
+		}
+		if len(s.chunks) >= maxHeldChunks {
+			return fmt.Errorf("chunk %d: %d chunks held already, at most %d", m.ChunkID, len(s.chunks), maxHeldChunks)
+		}
 		size := s.shape.Size()
 		d = &data.Dataset{X: make([]float32, int(m.Total)*size), Y: make([]int32, m.Total), Shape: part.Shape, Classes: s.classes}
 		s.chunks[m.ChunkID] = d

@@ -77,7 +77,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	// Server-to-worker subjects end in the session's id, so that what was
 	// sent to an earlier session is told apart and dropped.
 	inbox := make(chan sessionMsg, 1024)
-	models := newReceiver() // large models come in pieces
+	models := newReceiver(assemblerBudget, 2) // large models come in pieces
 	unsubscribe, err := tr.Subscribe(subj.toSessions(cfg.Name), func(msg Msg) {
 		id, err := strconv.ParseInt(msg.Subject[strings.LastIndex(msg.Subject, ".")+1:], 10, 64)
 		m, derr := models.decode(msg.Data)

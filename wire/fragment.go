@@ -49,24 +49,32 @@ func Split(msg []byte, limit int, id uint64) ([][]byte, error) {
 }
 
 // Assembler puts fragmented messages back together. Its input is untrusted:
-// pieces must come in order, and all the pieces it holds stay within a
-// byte budget; the oldest unfinished message is dropped to make room.
+// pieces must come in order; what it holds stays within a byte budget,
+// each piece charged its bytes and pieceOverhead (so that a flood of tiny
+// pieces costs what it takes), and within maxPending unfinished messages;
+// the oldest unfinished message is dropped to make room. Give each sender
+// its own Assembler, so that one cannot evict another's pieces.
 type Assembler struct {
-	budget  int
-	held    int
-	pending map[uint64]*partial
-	order   []uint64 // pending IDs, oldest first
+	budget, maxPending int
+	held               int // charged bytes of the pending messages
+	pending            map[uint64]*partial
+	order              []uint64 // pending IDs, oldest first; at most maxPending
 }
 
 type partial struct {
 	next, count uint32
 	buf         []byte
+	charged     int
 }
 
-// NewAssembler returns an assembler that holds at most budget bytes of
-// unfinished messages.
-func NewAssembler(budget int) *Assembler {
-	return &Assembler{budget: budget, pending: map[uint64]*partial{}}
+// pieceOverhead is what a piece costs besides its bytes: the fragment's
+// header and the bookkeeping of holding it.
+const pieceOverhead = 64
+
+// NewAssembler returns an assembler that holds at most budget bytes (as
+// charged) of at most maxPending unfinished messages.
+func NewAssembler(budget, maxPending int) *Assembler {
+	return &Assembler{budget: budget, maxPending: max(1, maxPending), pending: map[uint64]*partial{}}
 }
 
 // ErrFragmentOrder reports a piece that does not continue its message.
@@ -80,6 +88,9 @@ func (a *Assembler) Add(f Fragment) ([]byte, error) {
 	case !ok && f.Index != 0:
 		return nil, fmt.Errorf("%w: piece %d of message %x, whose first piece never came", ErrFragmentOrder, f.Index, f.ID)
 	case !ok:
+		if len(a.order) == a.maxPending {
+			a.drop(a.order[0])
+		}
 		p = &partial{count: f.Count}
 		a.pending[f.ID] = p
 		a.order = append(a.order, f.ID)
@@ -87,11 +98,12 @@ func (a *Assembler) Add(f Fragment) ([]byte, error) {
 		a.drop(f.ID)
 		return nil, fmt.Errorf("%w: piece %d/%d of message %x, want %d/%d", ErrFragmentOrder, f.Index, f.Count, f.ID, p.next, p.count)
 	}
-	if len(f.Part) > a.budget {
+	cost := len(f.Part) + pieceOverhead
+	if p.charged+cost > a.budget {
 		a.drop(f.ID)
 		return nil, fmt.Errorf("wire: message %x is larger than the %d bytes an assembler holds", f.ID, a.budget)
 	}
-	for a.held+len(f.Part) > a.budget {
+	for a.held+cost > a.budget {
 		oldest := a.order[0]
 		if oldest == f.ID && len(a.order) == 1 {
 			a.drop(f.ID)
@@ -103,7 +115,8 @@ func (a *Assembler) Add(f Fragment) ([]byte, error) {
 		a.drop(oldest)
 	}
 	p.buf = append(p.buf, f.Part...)
-	a.held += len(f.Part)
+	p.charged += cost
+	a.held += cost
 	p.next++
 	if p.next < p.count {
 		return nil, nil
@@ -112,12 +125,13 @@ func (a *Assembler) Add(f Fragment) ([]byte, error) {
 	return p.buf, nil
 }
 
-// Pending returns how many messages are unfinished and the bytes held.
+// Pending returns how many messages are unfinished and the bytes held, as
+// charged.
 func (a *Assembler) Pending() (messages, bytes int) { return len(a.pending), a.held }
 
 func (a *Assembler) drop(id uint64) {
 	if p, ok := a.pending[id]; ok {
-		a.held -= len(p.buf)
+		a.held -= p.charged
 		delete(a.pending, id)
 	}
 	for i, v := range a.order {

@@ -44,7 +44,7 @@ func TestSplitAndAssemble(t *testing.T) {
 	if len(a) != 10 || len(b) != 42 {
 		t.Fatalf("%d and %d pieces", len(a), len(b))
 	}
-	asm := NewAssembler(1 << 20)
+	asm := NewAssembler(1<<20, 4)
 	var whole [][]byte
 	for i := 0; i < len(b); i++ {
 		for _, f := range []Fragment{b[i], a[min(i, len(a)-1)]} {
@@ -79,7 +79,7 @@ func TestSplitAndAssemble(t *testing.T) {
 func TestAssemblerRefuses(t *testing.T) {
 	msg, _ := Encode(nil, Model{Params: make([]float32, 5000)}, FP32) // 20 KB
 	p := pieces(t, msg, 2048, 9)
-	asm := NewAssembler(64 << 10)
+	asm := NewAssembler(64<<10, 1000)
 	if _, err := asm.Add(p[1]); !errors.Is(err, ErrFragmentOrder) {
 		t.Fatalf("a second piece first: %v", err)
 	}
@@ -90,7 +90,7 @@ func TestAssemblerRefuses(t *testing.T) {
 	if n, _ := asm.Pending(); n != 0 {
 		t.Fatal("a message with a gap is still held")
 	}
-	small := NewAssembler(8 << 10)
+	small := NewAssembler(8<<10, 4)
 	var err error
 	for _, f := range p {
 		if _, err = small.Add(f); err != nil {
@@ -108,6 +108,24 @@ func TestAssemblerRefuses(t *testing.T) {
 			asm.Add(piece)
 			if _, held := asm.Pending(); held > 64<<10 {
 				t.Fatalf("holds %d bytes, budget 64 KiB", held)
+			}
+		}
+	}
+}
+
+// A flood of one-byte pieces is charged their overhead: a million of them
+// never hold more than the budget, however small each is, nor more than
+// maxPending messages.
+func TestAssemblerChargesPieces(t *testing.T) {
+	asm := NewAssembler(1<<20, 8)
+	for i := range 1_000_000 {
+		asm.Add(Fragment{ID: uint64(i / MaxFragments), Index: uint32(i % MaxFragments), Count: MaxFragments, Part: []byte{1}})
+		if n, held := asm.Pending(); held > 1<<20 || n > 8 {
+			t.Fatalf("piece %d: %d messages, %d bytes held; budget 8 messages, 1 MiB", i, n, held)
+		}
+		if i == 999 {
+			if _, held := asm.Pending(); held != 1000*(1+pieceOverhead) {
+				t.Fatalf("1000 one-byte pieces charged %d bytes, want %d", held, 1000*(1+pieceOverhead))
 			}
 		}
 	}

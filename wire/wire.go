@@ -411,7 +411,7 @@ func (r *reader) data() Data {
 	case r.err != nil:
 	case len(d.X) != n*size:
 		r.err = fmt.Errorf("%d values for %d samples of shape %v", len(d.X), n, d.Shape)
-	case d.Offset < 0 || d.Total > MaxTensor || d.Offset+int64(n) > d.Total:
+	case d.Offset < 0 || d.Total > MaxTensor || d.Offset > d.Total || int64(n) > d.Total-d.Offset: // no Offset+n: it overflows
 		r.err = fmt.Errorf("rows [%d, %d) of a chunk of %d", d.Offset, d.Offset+int64(n), d.Total)
 	}
 	return d

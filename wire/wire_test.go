@@ -221,3 +221,17 @@ func BenchmarkEncodeModel(b *testing.B) {
 		buf, _ = Encode(buf[:0], m, FP32)
 	}
 }
+
+// Rows past the chunk's end are refused, also where Offset+rows would
+// overflow int64 and wrap to a negative number.
+func TestDataRowsOutOfChunk(t *testing.T) {
+	for _, off := range []int64{3, math.MaxInt64 - 1, math.MaxInt64} {
+		b, err := Encode(nil, Data{ChunkID: 1, Offset: off, Total: 4, Shape: []int32{1}, X: []float32{1, 2}, Y: []int32{0, 1}}, FP32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), "of a chunk of 4") {
+			t.Errorf("rows [%d, %d+2) of 4: %v", off, off, err)
+		}
+	}
+}
