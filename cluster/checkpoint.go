@@ -165,6 +165,13 @@ func (p *PS) saveState(st psState) error {
 	if err != nil {
 		return err
 	}
+	p.writes.Wait() // after a checkpoint in flight, never before it
+	return p.writeState(b)
+}
+
+// writeState writes an encoded state, durably: the file and its directory
+// are synced before it counts as written.
+func (p *PS) writeState(b []byte) error {
 	if err := p.rd.writeFile(checkpointFile, b); err != nil {
 		return err
 	}
@@ -176,15 +183,41 @@ func (p *PS) saveState(st psState) error {
 	return nil
 }
 
-// checkpoint saves the server's state in the run dir.
-func (p *PS) checkpoint() error {
+// checkpoint saves the server's state in the run dir. The state is taken
+// and encoded on the loop; with wait false it is written off the loop, so
+// that a slow disk or JetStream (seconds) never holds up the workers, and
+// a checkpoint that finds the last one still being written skips its
+// turn. With wait true (interruption) it is written before checkpoint
+// returns.
+func (p *PS) checkpoint(wait bool) error {
 	p.lastSave = time.Now()
 	p.step(protocol.Tick{}) // bring the protocol's clock to now
 	st := psState{Protocol: p.srv.Checkpoint(), NextWorker: p.nextWorker, Summary: p.summary()}
-	if err := p.saveState(st); err != nil {
+	if wait {
+		if err := p.saveState(st); err != nil {
+			return err
+		}
+		p.log.Info("checkpoint", "version", st.Protocol.Version, "elapsed", st.Protocol.Now.Round(time.Millisecond))
+		return nil
+	}
+	if !p.writing.CompareAndSwap(false, true) {
+		return nil
+	}
+	b, err := encodeState(st)
+	if err != nil {
+		p.writing.Store(false)
 		return err
 	}
-	p.log.Info("checkpoint", "version", st.Protocol.Version, "elapsed", st.Protocol.Now.Round(time.Millisecond))
+	p.writes.Add(1)
+	go func() {
+		defer p.writes.Done()
+		defer p.writing.Store(false)
+		if err := p.writeState(b); err != nil {
+			p.log.Error("checkpoint", "err", err)
+			return
+		}
+		p.log.Info("checkpoint", "version", st.Protocol.Version, "elapsed", st.Protocol.Now.Round(time.Millisecond))
+	}()
 	return nil
 }
 
@@ -193,7 +226,7 @@ func (p *PS) interrupt() (Summary, error) {
 	if p.rd == nil {
 		return p.summary(), nil
 	}
-	if err := p.checkpoint(); err != nil {
+	if err := p.checkpoint(true); err != nil {
 		return p.summary(), fmt.Errorf("checkpoint on interruption: %w", err)
 	}
 	p.log.Info("interrupted; resume with --resume", "run_dir", p.cfg.RunDir)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -61,7 +62,19 @@ func (p *PS) connect() error {
 // and connects to it.
 func (p *PS) dialNATS() error {
 	cfg := p.cfg
-	opts := []nats.Option{nats.Name("hermes-ps"), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name("hermes-ps"), nats.MaxReconnects(-1),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				// NATS dropped messages the loop could not take in time.
+				p.reject(rejectSlowConsumer, "", "subscription", subject)
+				return
+			}
+			p.log.Warn("nats", "subscription", subject, "err", err)
+		})}
 	url := cfg.NATS
 	if url == "" {
 		host, port, err := splitListen(cfg.Listen)

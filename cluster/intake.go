@@ -61,10 +61,12 @@ func (p *PS) receive(msg Msg, kind string, rcv *receiver) {
 			msg.Respond(b)
 		}
 	}
+	// Backpressure, not loss: while the loop is busy the subscription
+	// waits here, and NATS holds what comes next (up to its pending
+	// limits; beyond them it reports a slow consumer, which is counted).
 	select {
 	case p.inbox <- in:
-	default:
-		p.log.Warn("inbox full, message dropped", "subject", msg.Subject)
+	case <-p.done:
 	}
 }
 

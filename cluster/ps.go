@@ -145,6 +145,9 @@ type PS struct {
 	result       []float32
 	sum          Summary
 	once         sync.Once
+	done         chan struct{} // closed when the server closes: intake stops waiting
+	writes       sync.WaitGroup // checkpoints being written off the loop
+	writing      atomic.Bool    // one is
 }
 
 // StartPS starts the server (and, without cfg.NATS, an embedded NATS).
@@ -173,7 +176,7 @@ func StartPS(cfg PSConfig) (*PS, error) {
 	}
 	m.Init(cfg.Seed)
 	m.Meta = cfg.ModelMeta
-	p := &PS{cfg: cfg, model: m, target: harness.Target{Accuracy: cfg.Target}, inbox: make(chan inbound, 1024), log: cfg.Log,
+	p := &PS{cfg: cfg, model: m, target: harness.Target{Accuracy: cfg.Target}, inbox: make(chan inbound, 1024), done: make(chan struct{}), log: cfg.Log,
 		subj: subjects{cfg.Prefix}, names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{},
 		session: map[string]protocol.WorkerID{}, status: map[string]*WorkerStatus{}}
 	if p.meter, err = newMeter(cfg.Spec, cfg.Test); err != nil {
@@ -229,7 +232,7 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 			p.expire()
 			p.step(protocol.Tick{})
 			if p.rd != nil && time.Since(p.lastSave) >= p.cfg.CheckpointEvery {
-				if err := p.checkpoint(); err != nil {
+				if err := p.checkpoint(false); err != nil {
 					p.log.Error("checkpoint", "err", err)
 				}
 			}
@@ -421,6 +424,8 @@ func (p *PS) measured(m measurement) {
 // the run dir's logs.
 func (p *PS) Close() {
 	p.once.Do(func() {
+		close(p.done)
+		p.writes.Wait()
 		if p.tr != nil {
 			p.tr.Close()
 		} else if p.nc != nil {

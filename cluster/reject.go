@@ -28,6 +28,10 @@ const (
 	rejectProtocol = "protocol"
 	// rejectLog: a log line that is not a JSON object, or too long.
 	rejectLog = "bad_log_line"
+	// rejectSlowConsumer: NATS dropped messages for a subscription of the
+	// server's that fell behind its pending limits (counted once a report
+	// of NATS's, not per message).
+	rejectSlowConsumer = "slow_consumer"
 	// An update the protocol took but did not merge is counted under the
 	// reason of its protocol.Discarded: protocol.DiscardNorm,
 	// DiscardStale, DiscardNonFinite, DiscardWorse.

@@ -74,6 +74,8 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	log := slog.New(slog.NewMultiHandler(cfg.Log.Handler(), central)).With("worker", cfg.Name)
 	defer tr.Flush()
 
+	ended := make(chan struct{})
+	defer close(ended)
 	// Server-to-worker subjects end in the session's id, so that what was
 	// sent to an earlier session is told apart and dropped.
 	inbox := make(chan sessionMsg, 1024)
@@ -86,7 +88,10 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 			return
 		}
 		if m != nil {
-			inbox <- sessionMsg{id, m}
+			select { // never block past the worker's end
+			case inbox <- sessionMsg{id, m}:
+			case <-ended:
+			}
 		}
 	})
 	if err != nil {

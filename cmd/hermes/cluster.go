@@ -44,6 +44,7 @@ type psFlags struct {
 	runDir    string
 	resume    bool
 	timeout   time.Duration
+	ckptEvery time.Duration
 	asJSON    bool
 	settings  *protocol.Settings
 }
@@ -90,6 +91,7 @@ func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 	fs.StringVar(&f.runDir, "run-dir", "", "keep checkpoint, final model, summary and logs here (default runs/COMMAND-TIME)")
 	fs.BoolVar(&f.resume, "resume", false, "continue the run checkpointed in --run-dir")
 	fs.DurationVar(&f.timeout, "worker-timeout", 10*time.Second, "take a worker silent this long for gone and hand its chunks out again")
+	fs.DurationVar(&f.ckptEvery, "checkpoint-every", 30*time.Second, "checkpoint the run this often (and on SIGTERM), off the server's loop")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object as the last line of stdout")
 	st, err := settingsFlags(fs, args)
 	if err != nil {
@@ -107,6 +109,9 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	}
 	if f.timeout < 2*time.Second {
 		return nil, fmt.Errorf("--worker-timeout %v: want at least 2s (workers heartbeat every second)", f.timeout)
+	}
+	if f.ckptEvery < time.Second {
+		return nil, fmt.Errorf("--checkpoint-every %v: want at least 1s", f.ckptEvery)
 	}
 	sec, err := f.security()
 	if err != nil {
@@ -129,7 +134,7 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	st.SampleBytes = harness.SampleBytes(d.Train)
 	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: d.Train, Val: d.Val, Test: d.Test,
 		Spec: spec, ModelMeta: d.Norm.Meta(), Norm: d.Norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
-		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, OnApplied: onApplied, Log: log})
+		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, CheckpointEvery: f.ckptEvery, OnApplied: onApplied, Log: log})
 }
 
 // security returns the server's security settings, with the users of
