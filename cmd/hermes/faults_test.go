@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -118,5 +119,85 @@ func TestKillWorkerAndResume(t *testing.T) {
 	b, _ := os.ReadFile(psLog)
 	if !strings.Contains(string(b), fmt.Sprintf(`"msg":"resumed","node":"ps","run_dir":%q,"version":%v`, dir, v1)) {
 		t.Errorf("no resume event at version %v in the server's log", v1)
+	}
+}
+
+// Real processes: the server is killed with SIGKILL mid-run, with no
+// chance to save anything; `hermes ps --resume` continues from the last
+// periodic checkpoint (--checkpoint-every 2s, written off the loop and
+// fsynced), the workers come back by themselves, the run reaches its
+// target, and the chunk accounting adds up.
+func TestKillServerAndResume(t *testing.T) {
+	bin := hermesBinary(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ps := func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
+		args := append([]string{"ps", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
+			"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--min-workers", "2", "--listen", addr,
+			"--run-dir", dir, "--checkpoint-every", "2s", "--json"}, extra...)
+		cmd := exec.Command(bin, args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd, &out
+	}
+	var workers []*exec.Cmd
+	for _, n := range []string{"w0", "w1"} {
+		cmd := exec.Command(bin, "worker", "--ps", "nats://"+addr, "--name", n, "--slowdown", "20", "--give-up", "1m")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		workers = append(workers, cmd)
+	}
+	psLog := filepath.Join(dir, "nodes", "ps.jsonl")
+	first, _ := ps("--target", "0.99", "--patience", "1000000")
+	waitFor(t, psLog, `"msg":"checkpoint"`, time.Minute)
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+	// The last checkpoint the log saw written; the file may be newer.
+	var saved float64
+	b, _ := os.ReadFile(psLog)
+	for _, line := range strings.Split(string(b), "\n") {
+		var ev struct {
+			Msg     string
+			Version float64
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "checkpoint" {
+			saved = ev.Version
+		}
+	}
+
+	second, out := ps("--resume", "--target", "0.7")
+	if err := second.Wait(); err != nil {
+		t.Fatalf("resumed ps: %v\n%s", err, out)
+	}
+	for i, w := range workers {
+		if err := w.Wait(); err != nil {
+			t.Errorf("worker w%d: %v", i, err)
+		}
+	}
+	res := lastJSON(t, out.String())
+	t.Logf("killed after a checkpoint at version %v; resumed from %v: reached %v at version %v, chunks %v",
+		saved, res["resumed_from"], res["reached_target"], res["version"], res["chunks"])
+	if res["reached_target"] != true || res["resumed_from"].(float64) < max(saved, 1) || res["version"].(float64) <= res["resumed_from"].(float64) {
+		t.Fatalf("resumed run: %v (checkpoint at version %v)", res, saved)
+	}
+	c := res["chunks"].(map[string]any)
+	if c["cut"] != c["acked"].(float64)+c["outstanding"].(float64)+c["queued"].(float64) {
+		t.Fatalf("chunk accounting %v", c)
+	}
+	for name, w := range res["per_worker"].(map[string]any) {
+		if j := w.(map[string]any)["joins"].(float64); j < 2 {
+			t.Errorf("%s joined %v times, want a rejoin after the server came back", name, j)
+		}
 	}
 }
