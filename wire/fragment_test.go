@@ -137,3 +137,25 @@ func TestSplitRefusesTinyLimits(t *testing.T) {
 		t.Fatal("split into pieces smaller than their header")
 	}
 }
+
+// The assembler takes pieces of any shape in any order: it never holds
+// more than its budget or maxPending messages, never panics, and what it
+// returns whole is exactly what was split.
+func FuzzAssembler(f *testing.F) {
+	f.Add([]byte{0, 0, 3, 5, 1, 1, 3, 5, 2, 2, 3, 5}, uint16(100))
+	f.Fuzz(func(t *testing.T, script []byte, budget uint16) {
+		asm := NewAssembler(int(budget)+pieceOverhead, 3)
+		for len(script) >= 4 {
+			id, idx, count, n := script[0]%4, script[1]%8, script[2]%8, int(script[3])
+			script = script[4:]
+			part := bytes.Repeat([]byte{id}, n%32+1)
+			got, err := asm.Add(Fragment{ID: uint64(id), Index: uint32(idx), Count: uint32(count), Part: part})
+			if err == nil && got != nil && !bytes.Equal(got, bytes.Repeat([]byte{id}, len(got))) {
+				t.Fatalf("message %d came back mixed with others' pieces: %v", id, got)
+			}
+			if n, held := asm.Pending(); n > 3 || held > int(budget)+pieceOverhead {
+				t.Fatalf("%d messages, %d bytes held; at most 3 and %d", n, held, int(budget)+pieceOverhead)
+			}
+		}
+	})
+}
