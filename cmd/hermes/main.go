@@ -28,7 +28,8 @@ commands:
   ps       parameter server over NATS (embedded unless --nats)
   worker   edge worker: joins a parameter server and trains
   demo     a parameter server and local workers of unequal speeds on real data
-  keygen   make an nkey for a worker (seed to keep, public key for ps --nkey-file)
+  keygen   make an nkey bound to a worker's name (seed to keep, a line for ps --nkey-file)
+  loadtest synthetic workers send updates to a parameter server: rate, latency, drops
 
 'hermes COMMAND -h' lists a command's flags.
 `
@@ -94,6 +95,8 @@ func run(args []string, stdout io.Writer) error {
 		return cmdSim(rest, stdout)
 	case "keygen":
 		return cmdKeygen(rest, stdout)
+	case "loadtest":
+		return cmdLoadtest(rest, stdout)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
