@@ -145,7 +145,7 @@ type PS struct {
 	result       []float32
 	sum          Summary
 	once         sync.Once
-	done         chan struct{} // closed when the server closes: intake stops waiting
+	done         chan struct{}  // closed when the server closes: intake stops waiting
 	writes       sync.WaitGroup // checkpoints being written off the loop
 	writing      atomic.Bool    // one is
 }
