@@ -153,6 +153,7 @@ func (p *PS) openState() error {
 	p.offset = st.Protocol.Now
 	for name, ws := range st.Summary.PerWorker {
 		p.status[name] = &ws
+		p.joined.Store(name, true)
 	}
 	p.log.Info("resumed", "run_dir", cfg.RunDir, "version", st.Protocol.Version, "elapsed", p.offset.Round(time.Millisecond), "from", from)
 	return nil

@@ -506,3 +506,41 @@ func TestLargeMessagesTravelInPieces(t *testing.T) {
 		t.Fatalf("run through 64 KB messages: %+v", sum)
 	}
 }
+
+// Per-name state only for workers that joined, and joins bounded: a log
+// line of a name that never joined opens no file, and a name that joins
+// more than joinBurst times a minute is not answered, each counted.
+func TestJoinsAndNamesBounded(t *testing.T) {
+	dir, mem := t.TempDir(), newFixtureNet()
+	ps := startFixturePS(t, func(c *PSConfig) {
+		c.Settings.MinWorkers, c.RunDir = 100, dir
+		mem.server(c)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ran := make(chan struct{})
+	go func() { ps.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }()
+	nc := mem.client(t, ps, "flappy")
+	nc.Publish("hermes.log.ghost", []byte(`{"msg":"never joined"}`))
+	join, _ := wire.Encode(nil, wire.Join{Name: "flappy", Version: fmt.Sprint(wire.Version)}, wire.FP32)
+	answered := 0
+	for range joinBurst + 2 {
+		rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		if _, err := nc.Request(rctx, "hermes.join.flappy", join); err == nil {
+			answered++
+		}
+		rcancel()
+	}
+	if answered != joinBurst {
+		t.Fatalf("%d joins answered, want %d", answered, joinBurst)
+	}
+	for ctx.Err() == nil && ps.Rejected()[rejectNotJoined] == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := ps.Rejected(); r[rejectJoinRate] != 2 || r[rejectNotJoined] != 1 {
+		t.Fatalf("rejected %v, want 2 %s and 1 %s", r, rejectJoinRate, rejectNotJoined)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nodes", "ghost.jsonl")); err == nil {
+		t.Fatal("a name that never joined has a log file")
+	}
+}

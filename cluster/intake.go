@@ -97,6 +97,12 @@ func (p *PS) receiveLog(msg Msg) {
 		p.reject(rejectLog, name, "err", err)
 		return
 	}
+	// A log file only for a worker that joined: a name that never did
+	// opens nothing.
+	if _, ok := p.joined.Load(name); !ok {
+		p.reject(rejectNotJoined, name)
+		return
+	}
 	if err := p.rd.write(name, line); err != nil {
 		p.log.Warn("log", "err", err)
 	}

@@ -33,6 +33,29 @@ func (p *PS) drop(id protocol.WorkerID) {
 		delete(p.session, name)
 	}
 	p.step(protocol.Leave{Worker: id})
+	// Sessions come and go; only live ones keep their name.
+	delete(p.names, id)
+}
+
+// Bounds on what joins may grow: distinct worker names in a run, and how
+// often one name may join (a restarting device joins a few times a
+// minute at most; more is a loop or an attack).
+const (
+	maxNames   = 1 << 14
+	joinBurst  = 5
+	joinWindow = time.Minute
+)
+
+// joinAllowed records a join of name now and reports whether it is within
+// joinBurst a joinWindow.
+func (p *PS) joinAllowed(name string, now time.Time) bool {
+	recent := slices.DeleteFunc(p.joinTimes[name], func(t time.Time) bool { return now.Sub(t) > joinWindow })
+	if len(recent) >= joinBurst {
+		p.joinTimes[name] = recent
+		return false
+	}
+	p.joinTimes[name] = append(recent, now)
+	return true
 }
 
 // sender checks that a message from the worker called name (NATS vouches
@@ -90,6 +113,16 @@ func (p *PS) join(name string, m wire.Join, reply func(any)) {
 		reply(wire.Stop{Reason: fmt.Sprintf("wire version %s, the server speaks %d", m.Version, wire.Version)})
 		return
 	}
+	if _, known := p.status[name]; !known && len(p.status) >= maxNames {
+		p.reject(rejectJoin, name, "err", "too many workers", "workers", len(p.status))
+		reply(wire.Stop{Reason: fmt.Sprintf("the run has %d workers, the most it takes", maxNames)})
+		return
+	}
+	if !p.joinAllowed(name, time.Now()) {
+		// No answer: the worker asks again after its request times out.
+		p.reject(rejectJoinRate, name, "joins", joinBurst, "within", joinWindow)
+		return
+	}
 	if old, ok := p.session[name]; ok {
 		p.log.Info("worker rejoined; its previous session is dropped", "worker", name, "old_id", old)
 		p.drop(old)
@@ -103,6 +136,7 @@ func (p *PS) join(name string, m wire.Join, reply func(any)) {
 	if !ok {
 		st = &WorkerStatus{}
 		p.status[name] = st
+		p.joined.Store(name, true)
 	}
 	st.Joins++
 	spec, _ := json.Marshal(p.cfg.Spec)

@@ -133,6 +133,8 @@ type PS struct {
 	names      map[protocol.WorkerID]string    // every worker that joined
 	live       map[protocol.WorkerID]time.Time // last word from each live worker
 	session    map[string]protocol.WorkerID    // each live worker's session, by name
+	joinTimes  map[string][]time.Time          // recent joins by name, for joinBurst
+	joined     sync.Map                        // names that ever joined (read by intake)
 	status     map[string]*WorkerStatus        // by name, across rejoins
 	nextWorker int64
 	bytes      atomic.Int64
@@ -178,7 +180,7 @@ func StartPS(cfg PSConfig) (*PS, error) {
 	m.Meta = cfg.ModelMeta
 	p := &PS{cfg: cfg, model: m, target: harness.Target{Accuracy: cfg.Target}, inbox: make(chan inbound, 1024), done: make(chan struct{}), log: cfg.Log,
 		subj: subjects{cfg.Prefix}, names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{},
-		session: map[string]protocol.WorkerID{}, status: map[string]*WorkerStatus{}}
+		session: map[string]protocol.WorkerID{}, joinTimes: map[string][]time.Time{}, status: map[string]*WorkerStatus{}}
 	if p.meter, err = newMeter(cfg.Spec, cfg.Test); err != nil {
 		return nil, err
 	}

@@ -21,8 +21,13 @@ const (
 	// rejectStale: from a session that is over (timed out, replaced by a
 	// rejoin, or of a server before a restart).
 	rejectStale = "stale_session"
-	// rejectJoin: a join with a bad name or another wire version.
+	// rejectJoin: a join with a bad name or another wire version, or
+	// beyond the run's number of workers.
 	rejectJoin = "bad_join"
+	// rejectJoinRate: a name that joins too often.
+	rejectJoinRate = "join_rate"
+	// rejectNotJoined: a log line of a name that never joined.
+	rejectNotJoined = "not_joined"
 	// rejectProtocol: refused by the protocol's own checks (wrong shape,
 	// a chunk the worker does not hold).
 	rejectProtocol = "protocol"
