@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -30,7 +31,8 @@ const fixture = "../testdata/fmnist-1k-images-idx3-ubyte.gz"
 // process: the run reaches a stated accuracy on the fixture.
 func TestEndToEndEmbedded(t *testing.T) {
 	sum := runCluster(t, fixtureNet{}, true)
-	if sum.Workers != 3 || sum.UpdatesTotal == 0 || sum.BytesTotal == 0 {
+	// a, b, c and the hostile y
+	if sum.Workers != 4 || sum.UpdatesTotal == 0 || sum.BytesTotal == 0 {
 		t.Fatalf("summary %+v", sum)
 	}
 }
@@ -170,48 +172,139 @@ func runWorkers(t *testing.T, ps *PS, workers ...WorkerConfig) Summary {
 
 // runCluster trains logistic regression on the fixture with three workers
 // of unequal speed and checks that the run reaches 0.75 test accuracy.
-// With hostile set, garbage, a NaN update, a wrong-shape update and an
-// update from an unknown worker arrive first; the server must reject them
-// and keep serving.
+// With hostile set, hostile messages come first, and the server must
+// reject each for its reason and serve on: garbage, a NaN update and
+// zeros (undecodable), an update of a sender that never joined (stale),
+// bad log lines; and from a worker that joined (y), messages that decode
+// and that the protocol must stop: an update of the wrong shape and a
+// report of a chunk it does not hold (protocol), an update of a model
+// version the server never had (stale_update) and one a trillion times
+// too large (update_norm).
 func runCluster(t *testing.T, net fixtureNet, hostile bool) Summary {
 	t.Helper()
 	dir := t.TempDir()
 	ps := startFixturePS(t, func(c *PSConfig) {
 		c.Settings.MinWorkers, c.Target, c.RunDir = 3, 0.75, dir
+		if hostile {
+			c.Settings.MinWorkers = 1 // y: its hostile updates come before anyone else's
+		}
 		net.server(c)
 	})
-	if hostile {
-		nc := net.client(t, ps, "x")
-		nan, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: []float32{float32(math.NaN())}}, wire.FP32)
-		shape, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: make([]float32, 3)}, wire.FP32)
-		for _, b := range [][]byte{[]byte("garbage"), nan, shape, make([]byte, 1<<20)} {
-			nc.Publish("hermes.up.x", b)
-		}
-		nc.Publish("hermes.join.x", []byte("not a join"))
-		nc.Publish("hermes.log.a", []byte("not json"))
-		nc.Publish("hermes.log.ps", []byte(`{"msg":"forged server event"}`))
-		nc.Publish("hermes.log.a", []byte(`{"msg":"`+strings.Repeat("x", maxLogLine)+`"}`))
-		nc.Flush()
-		nc.Close()
-	}
 	var workers []WorkerConfig
 	for i, name := range []string{"a", "b", "c"} {
 		workers = append(workers, net.worker(WorkerConfig{Name: name, Memory: 1 << 30, Cores: 1, Slowdown: float64(1 + i)}))
 	}
-	sum := runWorkers(t, ps, workers...)
-	if !sum.ReachedTarget || sum.FinalAccuracy < 0.75 || sum.StopReason != "target accuracy" {
-		t.Fatalf("summary %+v", sum)
+	if !hostile {
+		sum := runWorkers(t, ps, workers...)
+		if !sum.ReachedTarget || sum.FinalAccuracy < 0.75 || sum.StopReason != "target accuracy" {
+			t.Fatalf("summary %+v", sum)
+		}
+		checkRunDir(t, dir, sum)
+		return sum
 	}
-	if hostile {
-		// Garbage, the NaN and the zeros fail to decode; the update of a
-		// sender that never joined is stale; each bad log line is counted.
-		r := sum.Rejected
-		if r[rejectUndecodable] != 4 || r[rejectStale] < 1 || r[rejectLog] != 3 {
-			t.Errorf("rejected %v, want 4 undecodable, a stale session, 3 bad log lines", r)
+
+	nc := net.client(t, ps, "x")
+	nan, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: []float32{float32(math.NaN())}}, wire.FP32)
+	shape, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: make([]float32, 3)}, wire.FP32)
+	for _, b := range [][]byte{[]byte("garbage"), nan, shape, make([]byte, 1<<20)} {
+		nc.Publish("hermes.up.x", b)
+	}
+	nc.Publish("hermes.join.x", []byte("not a join"))
+	nc.Publish("hermes.log.a", []byte("not json"))
+	nc.Publish("hermes.log.ps", []byte(`{"msg":"forged server event"}`))
+	nc.Publish("hermes.log.a", []byte(`{"msg":"`+strings.Repeat("x", maxLogLine)+`"}`))
+	nc.Flush()
+	nc.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type result struct {
+		sum Summary
+		err error
+	}
+	ran := make(chan result, 1)
+	go func() {
+		sum, err := ps.Run(ctx)
+		ran <- result{sum, err}
+	}()
+	joinedHostile(t, ctx, net.client(t, ps, "y"))
+	want := map[string]int64{rejectUndecodable: 4, rejectStale: 1, rejectLog: 3,
+		rejectProtocol: 2, protocol.DiscardStale: 1, protocol.DiscardNorm: 1}
+	got := func() map[string]int64 {
+		r := ps.Rejected()
+		for k := range r {
+			if _, ok := want[k]; !ok {
+				delete(r, k)
+			}
+		}
+		return r
+	}
+	for ctx.Err() == nil && !maps.Equal(got(), want) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !maps.Equal(got(), want) {
+		t.Fatalf("rejected %v, want %v", ps.Rejected(), want)
+	}
+	errs := make(chan error, len(workers))
+	for _, w := range workers {
+		w.URL, w.Seed, w.Log = cmp.Or(w.URL, ps.URL()), 1, quietLog
+		go func() { errs <- RunWorker(ctx, w) }()
+	}
+	r := <-ran
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
-	checkRunDir(t, dir, sum)
-	return sum
+	if !r.sum.ReachedTarget || r.sum.FinalAccuracy < 0.75 || r.sum.StopReason != "target accuracy" {
+		t.Fatalf("summary %+v", r.sum)
+	}
+	checkRunDir(t, dir, r.sum)
+	return r.sum
+}
+
+// joinedHostile joins as y on tr, takes its model and two chunks, and
+// sends the hostile messages of runCluster that pass the decoder.
+func joinedHostile(t *testing.T, ctx context.Context, tr Transport) {
+	t.Helper()
+	models, works := make(chan wire.Model, 8), make(chan protocol.Work, 8)
+	tr.Subscribe("hermes.w.y.*", func(m Msg) {
+		switch msg, _ := wire.Decode(m.Data); msg := msg.(type) {
+		case wire.Model:
+			models <- msg
+		case protocol.Work:
+			works <- msg
+		}
+	})
+	join, _ := wire.Encode(nil, wire.Join{Name: "y", MemoryBytes: 1 << 30, Cores: 1, Version: fmt.Sprint(wire.Version)}, wire.FP32)
+	reply, err := tr.Request(ctx, "hermes.join.y", join)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := wire.Decode(reply)
+	id := protocol.WorkerID(m.(wire.Welcome).Worker)
+	model := <-models
+	c1, c2 := (<-works).Chunk.ID, (<-works).Chunk.ID
+	send := func(m any) {
+		b, err := wire.Encode(nil, m, wire.FP32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.Publish("hermes.up.y", b)
+	}
+	n := len(model.Params)
+	huge := make([]float32, n)
+	for i := range huge {
+		huge[i] = 1e12
+	}
+	send(protocol.Update{Report: protocol.Report{Worker: id, ChunkID: c1}, Grad: make([]float32, 3)})                // wrong shape
+	send(protocol.Report{Worker: id, ChunkID: 1 << 40})                                                              // not its chunk
+	send(protocol.Update{Report: protocol.Report{Worker: id, ChunkID: c1}, Base: 1 << 40, Grad: make([]float32, n)}) // no such version
+	send(protocol.Update{Report: protocol.Report{Worker: id, ChunkID: c2}, Grad: huge})                              // far too large
+	tr.Flush()
 }
 
 // checkRunDir checks what a finished run leaves: a central log with every
