@@ -493,8 +493,10 @@ func interruptAndResume(t *testing.T, addr, natsURL, dir1, dir2 string) {
 		t.Fatalf("first run: %+v", sum1)
 	}
 
+	var resumedCfg PSConfig
 	second := startFixturePS(t, func(c *PSConfig) {
 		c.Settings.MinWorkers, c.Listen, c.NATS, c.RunDir, c.Resume, c.Target = 2, addr, natsURL, dir2, true, 0.75
+		resumedCfg = *c
 	})
 	// A resumed run trains with whoever is back: let both workers'
 	// heartbeats (one a second) wait in the server's inbox, so that both
@@ -547,7 +549,7 @@ func interruptAndResume(t *testing.T, addr, natsURL, dir1, dir2 string) {
 	}
 	// Resuming a run that has ended is refused.
 	second.Close()
-	_, err = StartPS(second.cfg)
+	_, err = StartPS(resumedCfg)
 	if err == nil || !strings.Contains(err.Error(), "ended") {
 		t.Fatalf("resume of an ended run: %v", err)
 	}
