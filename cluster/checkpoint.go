@@ -113,7 +113,8 @@ func (o *objectStore) get(name string) ([]byte, error) {
 // run dir's, or else the JetStream object store's.
 func (p *PS) openState() error {
 	cfg := p.cfg
-	val := harness.Validator{Model: p.model, Val: cfg.Val}
+	p.validating.v = harness.Validator{Model: p.model, Val: cfg.Val}
+	val := &p.validating
 	if !cfg.Resume {
 		var err error
 		p.srv, err = harness.NewServer(cfg.Settings, p.model.Params(), cfg.Train.Len(), val, cfg.Seed)

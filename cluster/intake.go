@@ -19,7 +19,7 @@ type inbound struct {
 // by reason. Requests (joins, heartbeats) come without a receiver: they
 // are small, never in pieces.
 func (p *PS) receive(msg Msg, kind string, rcv *receiver) {
-	p.bytes.Add(int64(len(msg.Data)))
+	p.bytesIn.Add(int64(len(msg.Data)))
 	from := p.subj.sender(msg.Subject)
 	var m any
 	var err error
@@ -57,7 +57,7 @@ func (p *PS) receive(msg Msg, kind string, rcv *receiver) {
 		}
 		in.reply = func(w any) {
 			b, _ := wire.Encode(nil, w, wire.FP32)
-			p.bytes.Add(int64(len(b)))
+			p.bytesOut.Add(int64(len(b)))
 			msg.Respond(b)
 		}
 	}

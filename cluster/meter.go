@@ -6,6 +6,7 @@ import (
 
 	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/nn"
+	"github.com/hermes-go/hermes/protocol"
 )
 
 // meter measures test accuracy on its own goroutine and model. Test
@@ -93,4 +94,26 @@ func (mt *meter) measure(s snapshot) measurement {
 func (mt *meter) stop() {
 	mt.once.Do(func() { close(mt.quit) })
 	<-mt.exited
+}
+
+// timedValidator is the server's validator, timed: what its passes took
+// since the last take is logged with each global-model change.
+type timedValidator struct {
+	v     protocol.Validator
+	spent time.Duration
+}
+
+// ValidationLoss implements protocol.Validator.
+func (t *timedValidator) ValidationLoss(params []float32) float64 {
+	start := time.Now()
+	loss := t.v.ValidationLoss(params)
+	t.spent += time.Since(start)
+	return loss
+}
+
+// take returns the time spent since the last take.
+func (t *timedValidator) take() time.Duration {
+	d := t.spent
+	t.spent = 0
+	return d
 }

@@ -57,6 +57,11 @@ type PSConfig struct {
 	// OnApplied, when set, is called after each measured change of the
 	// global model (from the server's goroutine).
 	OnApplied func(Status)
+	// Events, when set, is called with every event line of the run's
+	// central log (the server's and the workers', as events.jsonl keeps
+	// them), one at a time; it needs a RunDir. A dashboard watches a run
+	// this way.
+	Events func(line []byte)
 	// Timeout is how long a worker may stay silent (no message, no
 	// heartbeat) before it is taken for gone; 0 means 10 s.
 	Timeout time.Duration
@@ -137,7 +142,9 @@ type PS struct {
 	joined     sync.Map                        // names that ever joined (read by intake)
 	status     map[string]*WorkerStatus        // by name, across rejoins
 	nextWorker int64
-	bytes      atomic.Int64
+	bytesIn    atomic.Int64 // payloads received, and sent
+	bytesOut   atomic.Int64
+	validating timedValidator
 	start      time.Time
 	offset     time.Duration // run time before a resume
 	lastSave   time.Time
@@ -209,6 +216,7 @@ func (p *PS) openLog() error {
 	if p.rd, err = openRunDir(p.cfg.RunDir); err != nil {
 		return err
 	}
+	p.rd.tee = p.cfg.Events
 	file := slog.NewJSONHandler(nodeWriter{p.rd, "ps"}, nil).WithAttrs([]slog.Attr{slog.String("node", "ps")})
 	p.log = slog.New(slog.NewMultiHandler(p.cfg.Log.Handler(), file))
 	return nil
@@ -224,6 +232,8 @@ func (p *PS) Start() { p.inbox <- inbound{msg: protocol.Start{}} }
 func (p *PS) Run(ctx context.Context) (Summary, error) {
 	p.start = time.Now().Add(-p.offset)
 	p.lastSave = time.Now()
+	st := p.cfg.Settings
+	p.log.Info("run started", "policy", st.Policy, "chunk", st.Chunk, "mini_batch", st.MiniBatch, "target", p.cfg.Target)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for !p.srv.Stopped() {
@@ -264,7 +274,7 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 func (p *PS) summary() Summary {
 	sum := p.sum
 	sum.WallSeconds = p.elapsed().Seconds()
-	sum.BytesTotal = p.bytes.Load()
+	sum.BytesTotal = p.bytesIn.Load() + p.bytesOut.Load()
 	sum.Workers = len(p.status)
 	sum.Version = p.srv.Version()
 	sum.Chunks = p.srv.Dispenser().Stats()
@@ -362,7 +372,7 @@ func (p *PS) publish(to protocol.WorkerID, m any) {
 		p.log.Error("encode", "err", err)
 		return
 	}
-	p.bytes.Add(int64(len(p.buf)))
+	p.bytesOut.Add(int64(len(p.buf)))
 	if err := p.out.publish(p.subj.toWorker(p.names[to], int64(to)), p.buf); err != nil {
 		p.log.Warn("publish", "worker", p.names[to], "err", err)
 	}
@@ -382,7 +392,8 @@ func (p *PS) act(a protocol.Action) {
 		p.log.Info("resized", "worker", p.names[a.Worker], "chunk", a.Chunk, "mini_batch", a.MiniBatch, "predicted", a.Predicted.Round(time.Millisecond))
 	case protocol.Applied:
 		if a.Evals > 0 {
-			p.log.Info("global model", "version", a.Version, "val_loss", a.ValLoss, "from", a.From)
+			p.log.Info("global model", "version", a.Version, "val_loss", a.ValLoss, "from", a.From,
+				"validation_ms", float64(p.validating.take())/1e6)
 			p.meter.submit(snapshot{version: a.Version, at: p.elapsed(), params: p.srv.Params()})
 		}
 	case protocol.Stop:
@@ -407,7 +418,8 @@ func (p *PS) measured(m measurement) {
 	p.lastMeasured = m.version
 	p.sum.FinalAccuracy = m.accuracy
 	p.sum.BestAccuracy = max(p.sum.BestAccuracy, m.accuracy)
-	p.log.Info("test accuracy", "version", m.version, "test_accuracy", m.accuracy, "at", m.at.Round(time.Millisecond))
+	p.log.Info("test accuracy", "version", m.version, "test_accuracy", m.accuracy, "at", m.at.Round(time.Millisecond),
+		"bytes_in", p.bytesIn.Load(), "bytes_out", p.bytesOut.Load())
 	if p.cfg.OnApplied != nil {
 		st := Status{Elapsed: m.at, Version: m.version, Accuracy: m.accuracy, Workers: map[string]WorkerStatus{}}
 		for name, w := range p.status {

@@ -32,6 +32,7 @@ type runDir struct {
 	mu      sync.Mutex
 	central *os.File
 	nodes   map[string]*os.File
+	tee     func(line []byte) // also gets every central-log line
 }
 
 // maxLogLine bounds a worker's log line: network input, and a line is an
@@ -67,6 +68,9 @@ func (d *runDir) write(node string, line []byte) error {
 		return err
 	}
 	_, err := d.central.Write(line)
+	if d.tee != nil {
+		d.tee(line)
+	}
 	return err
 }
 

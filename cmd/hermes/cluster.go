@@ -22,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hermes-go/hermes/cluster"
+	"github.com/hermes-go/hermes/dashboard"
 	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
@@ -45,6 +46,7 @@ type psFlags struct {
 	resume    bool
 	timeout   time.Duration
 	ckptEvery time.Duration
+	http      httpFlags
 	asJSON    bool
 	settings  *protocol.Settings
 }
@@ -91,6 +93,7 @@ func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 	fs.StringVar(&f.runDir, "run-dir", "", "keep checkpoint, final model, summary and logs here (default runs/COMMAND-TIME)")
 	fs.BoolVar(&f.resume, "resume", false, "continue the run checkpointed in --run-dir")
 	fs.DurationVar(&f.timeout, "worker-timeout", 10*time.Second, "take a worker silent this long for gone and hand its chunks out again")
+	f.http.register(fs, "")
 	fs.DurationVar(&f.ckptEvery, "checkpoint-every", 30*time.Second, "checkpoint the run this often (and on SIGTERM), off the server's loop")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object as the last line of stdout")
 	st, err := settingsFlags(fs, args)
@@ -132,9 +135,45 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	st := *f.settings
 	st.ServerLR = h.ServerLR
 	st.SampleBytes = harness.SampleBytes(d.Train)
-	return cluster.StartPS(cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: d.Train, Val: d.Val, Test: d.Test,
+	cfg := cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: d.Train, Val: d.Val, Test: d.Test,
 		Spec: spec, ModelMeta: d.Norm.Meta(), Norm: d.Norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
-		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, CheckpointEvery: f.ckptEvery, OnApplied: onApplied, Log: log})
+		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, CheckpointEvery: f.ckptEvery, OnApplied: onApplied, Log: log}
+	var state *dashboard.State
+	if f.http.addr != "" {
+		state = dashboard.NewState()
+		cfg.Events = state.Apply
+	}
+	ps, err := cluster.StartPS(cfg)
+	if err != nil || state == nil {
+		return ps, err
+	}
+	url, err := f.http.serve(state, f.sec)
+	if err != nil {
+		ps.Close()
+		return nil, err
+	}
+	base, query, _ := strings.Cut(url, "?")
+	slog.Info("dashboard", "url", url, "metrics", base+"metrics", "token_query", query != "")
+	return ps, nil
+}
+
+// httpFlags are the dashboard's flags of ps, demo and replay.
+type httpFlags struct{ addr, token string }
+
+func (h *httpFlags) register(fs *flag.FlagSet, def string) {
+	fs.StringVar(&h.addr, "http", def, "serve the live dashboard, /metrics and /api/state on this address (loopback unless --http-token or TLS)")
+	fs.StringVar(&h.token, "http-token", os.Getenv("HERMES_HTTP_TOKEN"), "bearer token the dashboard requires (default $HERMES_HTTP_TOKEN)")
+}
+
+// serve serves the dashboard of state until the process ends, with the
+// TLS certificate of sec if there is one, and returns its URL.
+func (h *httpFlags) serve(state *dashboard.State, sec securityFlags) (string, error) {
+	o := dashboard.Options{Token: h.token, TLSCert: sec.tlsCert, TLSKey: sec.tlsKey}
+	l, err := dashboard.Listen(h.addr, o)
+	if err != nil {
+		return "", err
+	}
+	return dashboard.NewServer(state, o).Serve(context.Background(), l), nil
 }
 
 // security returns the server's security settings, with the users of
@@ -360,10 +399,16 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		}
 	}
 	f.settings.MinWorkers = len(slows)
-	listenSet := false
-	fs.Visit(func(fl *flag.Flag) { listenSet = listenSet || fl.Name == "listen" })
+	listenSet, httpSet := false, false
+	fs.Visit(func(fl *flag.Flag) {
+		listenSet = listenSet || fl.Name == "listen"
+		httpSet = httpSet || fl.Name == "http"
+	})
 	if !listenSet {
 		f.listen = "127.0.0.1:-1" // a free port: the demo must not collide with a running server
+	}
+	if !httpSet {
+		f.http.addr = "127.0.0.1:0" // the dashboard, on a free loopback port
 	}
 	start := time.Now()
 	// The demo's table is its terminal output; events go to the run dir.

@@ -30,6 +30,7 @@ commands:
   demo     a parameter server and local workers of unequal speeds on real data
   keygen   make an nkey bound to a worker's name (seed to keep, a line for ps --nkey-file)
   loadtest synthetic workers send updates to a parameter server: rate, latency, drops
+  replay   serve the dashboard of a finished run from its run dir
 
 'hermes COMMAND -h' lists a command's flags.
 `
@@ -97,6 +98,8 @@ func run(args []string, stdout io.Writer) error {
 		return cmdKeygen(rest, stdout)
 	case "loadtest":
 		return cmdLoadtest(rest, stdout)
+	case "replay":
+		return cmdReplay(rest, stdout)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
