@@ -5,7 +5,7 @@ GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 PEER ?= ../shared/peers/torch_engine.py
 export CGO_ENABLED = 0
 
-.PHONY: all build demo test cross bench bench-engine deps-data deps-peer deps-nats clean
+.PHONY: all build demo test cross bench bench-engine deps-data deps-peer deps-nats deps-browser clean
 
 all: build
 
@@ -21,6 +21,9 @@ deps-peer:
 deps-nats:
 	scripts/deps.sh nats
 
+deps-browser:
+	scripts/deps.sh browser
+
 # The main job: a parameter server and four local worker processes, 1x to
 # 8x slower, train the MLP on Fashion-MNIST to 85% test accuracy.
 demo: deps-data build
@@ -28,7 +31,7 @@ demo: deps-data build
 
 # The packages that start goroutines (cluster, cmd/hermes) run under the
 # race detector, which needs cgo.
-test: deps-data deps-nats
+test: deps-data deps-nats deps-browser
 	@test -z "$$($(GOFMT) -l .)" || { echo "gofmt needed:"; $(GOFMT) -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test $$($(GO) list ./... | grep -v -e '/cluster$$' -e '/cmd/hermes$$')

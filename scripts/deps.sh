@@ -4,6 +4,7 @@
 #   data  the Fashion-MNIST data set (Debian package dataset-fashion-mnist)
 #   nats  an external NATS server (Debian nats-server) for the cluster tests
 #   peer  PyTorch and OpenBLAS for 'hermes bench engine --peer'
+#   browser  Chromium, headless, for the dashboard's browser test
 # Go itself must be installed (https://go.dev/doc/install); go fetches the
 # Go modules on first build.
 set -euo pipefail
@@ -17,13 +18,16 @@ for want in "$@"; do
 	nats)
 		command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 		;;
+	browser)
+		[ -x /usr/bin/chromium ] || need+=(chromium)
+		;;
 	peer)
 		/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
 		ls /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas* >/dev/null 2>&1 ||
 			ls /usr/lib/*/openblas-pthread/libopenblas* >/dev/null 2>&1 || need+=(libopenblas0-pthread)
 		;;
 	*)
-		echo "deps.sh: unknown dependency group $want (want data, nats or peer)" >&2
+		echo "deps.sh: unknown dependency group $want (want data, nats, browser or peer)" >&2
 		exit 2
 		;;
 	esac

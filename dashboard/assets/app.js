@@ -63,7 +63,7 @@ function draw() {
   // At most 8 workers' lines: a fleet's would be noise.
   plot($("chunks"), workers.slice(0, 8).map((w, i) => ({points: w.chunks || [], color: colors[i % colors.length]})), "samples");
   const body = $("workertable").tBodies[0];
-  body.replaceChildren(...workers.map((w) => {
+  body.replaceChildren(...workers.map((w, n) => {
     const tr = document.createElement("tr");
     tr.dataset.worker = w.name;
     const cells = [w.name, w.up ? "up" : "lost", w.chunk, w.mini_batch, w.major, w.minor,
@@ -72,6 +72,7 @@ function draw() {
       const td = document.createElement("td");
       td.textContent = c;
       if (i === 1) td.className = w.up ? "up" : "lost";
+      if (i === 0 && n < 8) td.style.borderLeft = "4px solid " + colors[n % colors.length]; // its chunk line
       tr.append(td);
     });
     return tr;
