@@ -116,6 +116,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	last := ^uint64(0)
 	for {
 		if snap, seq := s.st.Snapshot(); seq != last {
+			// The page draws the chunk lines of the first workers only; a
+			// fleet's histories would be most of every message.
+			for _, w := range snap.Workers[min(len(snap.Workers), drawnChunks):] {
+				w.Chunks = nil
+			}
 			b, _ := json.Marshal(snap)
 			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
 				return
@@ -131,6 +136,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// drawnChunks is how many workers' chunk histories the page draws (app.js).
+const drawnChunks = 8
 
 // Listen checks that addr may serve with these options and listens on it:
 // a non-loopback address needs a token or TLS.

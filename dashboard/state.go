@@ -16,9 +16,9 @@ import (
 // Limits on what a snapshot carries, so that a long run or a large fleet
 // neither grows the server's memory nor floods a browser.
 const (
-	maxPoints      = 2000 // accuracy points; older ones are thinned
-	maxChunkPoints = 100  // chunk-size changes kept per worker
-	maxEvents      = 50   // latest events
+	maxPoints      = 500 // accuracy points (a plot is 400 px wide); older ones are thinned
+	maxChunkPoints = 100 // chunk-size changes kept per worker
+	maxEvents      = 50  // latest events
 	maxPending     = 1 << 16
 )
 
