@@ -97,8 +97,8 @@ func Summarize(scenario string, runs []Run) Summary {
 	return s
 }
 
-// WriteReport writes results.json, points.csv, the plots (PNG and SVG) and
-// report.md into dir.
+// WriteReport writes results.json, points.csv, the plots (PNG and SVG),
+// report.md and the self-contained report.html into dir.
 func WriteReport(dir string, sc *sim.Scenario, runs []Run) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
@@ -115,6 +115,9 @@ func WriteReport(dir string, sc *sim.Scenario, runs []Run) error {
 	}
 	plots, err := writePlots(dir, sc, runs)
 	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "report.html"), func(w io.Writer) error { return writeHTML(w, dir, sc, runs, plots) }); err != nil {
 		return err
 	}
 	return writeFile(filepath.Join(dir, "report.md"), func(w io.Writer) error {
@@ -137,6 +140,10 @@ func writeFile(path string, fill func(io.Writer) error) error {
 		return fmt.Errorf("report: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil { // CreateTemp's 0600 is for secrets
+		tmp.Close()
+		return fmt.Errorf("report: %w", err)
+	}
 	if err := fill(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("report %s: %w", path, err)

@@ -210,6 +210,17 @@ func TestBenchWritesReport(t *testing.T) {
 	if !strings.Contains(string(md), "![") || !strings.Contains(string(md), "| hermes |") {
 		t.Errorf("report.md lacks the table or the plots:\n%s", md)
 	}
+	// report.html stands alone: the plots inline, nothing to fetch.
+	page, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	html := string(page)
+	if n := strings.Count(html, "<svg"); n != 5 || !strings.Contains(html, "<td>hermes</td>") || !strings.Contains(html, "<td>bsp</td>") {
+		t.Errorf("report.html: %d inline plots, want 5, and a row per policy", n)
+	}
+	for _, external := range []string{"src=", "href=", "<link", "@import", "url("} {
+		if strings.Contains(html, external) {
+			t.Errorf("report.html refers to something outside it (%s)", external)
+		}
+	}
 }
 
 func TestSimScenarioErrors(t *testing.T) {
