@@ -238,8 +238,12 @@ func (s *session) train(w protocol.Work) error {
 	if s.cfg.Slowdown > 1 {
 		time.Sleep(time.Duration(float64(time.Since(start)) * (s.cfg.Slowdown - 1)))
 	}
+	took := time.Since(start)
+	if s.cfg.OnTrained != nil {
+		s.cfg.OnTrained(d.Len(), res.Samples, took)
+	}
 	return s.sm.Step(protocol.Trained{ChunkID: w.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
-		TrainTime: time.Since(start), Samples: res.Samples, Steps: res.Steps})
+		TrainTime: took, Samples: res.Samples, Steps: res.Steps})
 }
 
 // send publishes a report or update. A failed send is logged, not fatal:

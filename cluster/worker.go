@@ -29,6 +29,10 @@ type WorkerConfig struct {
 	Seed     uint64
 	Security Security
 	Log      *slog.Logger
+	// OnTrained, when set, is called after each chunk with its rows, the
+	// samples trained (over all epochs) and the time it took (the worker's
+	// metrics).
+	OnTrained func(rows, samples int, took time.Duration)
 	// Transport, when set, carries the worker's messages instead of a
 	// NATS connection to URL (MemNetwork in tests); the worker closes it.
 	Transport Transport

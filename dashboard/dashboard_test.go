@@ -165,3 +165,40 @@ func TestEventsCoalesce(t *testing.T) {
 		t.Fatalf("%d snapshots in 1 s at most every 200 ms (server counted %d)", messages, s.Sent())
 	}
 }
+
+// A worker's own metrics: samples, chunk times, speed and free memory.
+func TestWorkerMetrics(t *testing.T) {
+	m := NewWorkerMetrics(func() int64 { return 3 << 30 })
+	m.Trained(2500, 10625, 500*time.Millisecond)
+	l, err := Listen("127.0.0.1:0", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := http.Get(m.Serve(ctx, l, Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"hermes_worker_samples_total": 10625, "hermes_worker_samples_per_second": 21250, "hermes_worker_free_memory_bytes": 3 << 30}
+	for name, v := range want {
+		f := families[name]
+		if f == nil {
+			t.Errorf("no %s", name)
+			continue
+		}
+		m := f.Metric[0]
+		if got := m.GetCounter().GetValue() + m.GetGauge().GetValue(); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	if h := families["hermes_worker_chunk_seconds"]; h == nil || h.Metric[0].GetHistogram().GetSampleCount() != 1 {
+		t.Errorf("chunk histogram %v", h)
+	}
+}

@@ -291,8 +291,22 @@ func cmdWorker(args []string, stdout io.Writer) error {
 	giveUp := fs.Duration("give-up", 10*time.Minute, "fail after the server has not answered for this long")
 	var sec securityFlags
 	sec.register(fs, false)
+	var h httpFlags
+	fs.StringVar(&h.addr, "http", "", "serve this worker's metrics (/metrics) on this address (loopback unless --http-token or TLS)")
+	fs.StringVar(&h.token, "http-token", os.Getenv("HERMES_HTTP_TOKEN"), "bearer token the metrics require (default $HERMES_HTTP_TOKEN)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var onTrained func(rows, samples int, took time.Duration)
+	if h.addr != "" {
+		o := dashboard.Options{Token: h.token} // --tls-cert is the worker's client certificate, not a server's
+		l, err := dashboard.Listen(h.addr, o)
+		if err != nil {
+			return err
+		}
+		m := dashboard.NewWorkerMetrics(cluster.FreeMemory)
+		slog.Info("worker metrics", "url", m.Serve(context.Background(), l, o))
+		onTrained = m.Trained
 	}
 	if err := setThreads(*threads); err != nil {
 		return err
@@ -311,7 +325,7 @@ func cmdWorker(args []string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return cluster.RunWorker(ctx, cluster.WorkerConfig{URL: *url, Name: *name, Memory: mem, Cores: runtime.GOMAXPROCS(0),
-		Slowdown: *slowdown, Seed: *seed, Security: sec.security(), GiveUp: *giveUp})
+		Slowdown: *slowdown, Seed: *seed, Security: sec.security(), GiveUp: *giveUp, OnTrained: onTrained})
 }
 
 func cmdKeygen(args []string, stdout io.Writer) error {
