@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -268,8 +270,9 @@ func TestSimScenarioErrors(t *testing.T) {
 // and print the summary.
 func TestDemo(t *testing.T) {
 	bin := hermesBinary(t)
+	runDir := filepath.Join(t.TempDir(), "run")
 	cmd := exec.Command(bin, "demo", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
-		"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--target", "0.7", "--slowdowns", "1,2.5,3", "--run-dir", filepath.Join(t.TempDir(), "run"), "--json")
+		"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--target", "0.7", "--slowdowns", "1,2.5,3", "--run-dir", runDir, "--json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -283,6 +286,39 @@ func TestDemo(t *testing.T) {
 		if _, ok := res[k]; !ok {
 			t.Errorf("summary lacks %q", k)
 		}
+	}
+
+	// The finished run, replayed: its dashboard's state is the run's.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	replay := exec.Command(bin, "replay", "--run-dir", runDir, "--http", addr)
+	if err := replay.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { replay.Process.Kill(); replay.Wait() }()
+	var state struct {
+		Accuracy float64
+		Stopped  string
+		Workers  []struct{ Name string }
+	}
+	for i := 0; ; i++ {
+		r, err := http.Get("http://" + addr + "/api/state")
+		if err == nil {
+			err = json.NewDecoder(r.Body).Decode(&state)
+			r.Body.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatalf("replay: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if state.Accuracy != res["final_accuracy"] || state.Stopped != "target accuracy" || len(state.Workers) != 3 {
+		t.Fatalf("replayed state %+v, the run's summary %v", state, res)
 	}
 }
 
