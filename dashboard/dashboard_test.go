@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -64,16 +66,7 @@ func TestStateFromEvents(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	srv := httptest.NewServer(NewServer(replayed(t), Options{}).http.Handler)
 	defer srv.Close()
-	res, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	families := scrape(t, srv.URL+"/metrics")
 	for _, name := range []string{"hermes_test_accuracy", "hermes_model_version", "hermes_workers", "hermes_updates_total",
 		"hermes_bytes_total", "hermes_chunk_samples", "hermes_validation_seconds", "hermes_rejected_total",
 		"go_goroutines", "process_resident_memory_bytes"} {
@@ -176,16 +169,7 @@ func TestWorkerMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	res, err := http.Get(m.Serve(ctx, l, Options{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	families := scrape(t, m.Serve(ctx, l, Options{}))
 	want := map[string]float64{"hermes_worker_samples_total": 10625, "hermes_worker_samples_per_second": 21250, "hermes_worker_free_memory_bytes": 3 << 30}
 	for name, v := range want {
 		f := families[name]
@@ -201,4 +185,20 @@ func TestWorkerMetrics(t *testing.T) {
 	if h := families["hermes_worker_chunk_seconds"]; h == nil || h.Metric[0].GetHistogram().GetSampleCount() != 1 {
 		t.Errorf("chunk histogram %v", h)
 	}
+}
+
+// scrape gets url's exposition and parses it as Prometheus does.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
 }

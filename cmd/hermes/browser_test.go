@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,12 +23,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("%s: %v (make test installs Debian's chromium)", chromium, err)
 	}
 	bin := hermesBinary(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeLoopback(t)
 	// No target: the run goes on until the test has looked.
 	demo := exec.Command(bin, "demo", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
 		"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--target", "0", "--patience", "1000000", "--max-time", "2m",

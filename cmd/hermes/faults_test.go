@@ -26,26 +26,27 @@ func waitFor(t *testing.T, file, want string, limit time.Duration) {
 	t.Fatalf("%s: no %q after %v:\n%s", file, want, limit, b)
 }
 
-// Real processes, real signals. Of three workers, one is killed with
-// SIGKILL mid-run and started again (it rejoins; its chunks go back to the
-// queue), another is killed for good (it is timed out). Then the server
-// gets SIGTERM: it checkpoints and exits, and `hermes ps --resume`
-// continues the same run, its version counting on, with the surviving
-// workers reconnecting by themselves. The chunk accounting adds up.
-func TestKillWorkerAndResume(t *testing.T) {
-	bin := hermesBinary(t)
-	dir := filepath.Join(t.TempDir(), "run")
+// freeLoopback returns a loopback address with a port free at the time of
+// the call, for a process to listen on.
+func freeLoopback(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	ps := func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// fixturePS returns a starter of `hermes ps` processes on the fixture
+// (logistic regression, small chunks) at addr with the run dir dir, the
+// given flags and, per start, extra ones; each is killed at the end of the
+// test. Its stdout is the returned buffer.
+func fixturePS(t *testing.T, bin, addr, dir string, flags ...string) func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
+	return func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
 		args := append([]string{"ps", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
-			"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--min-workers", "3", "--listen", addr,
-			"--run-dir", dir, "--worker-timeout", "3s", "--json"}, extra...)
-		cmd := exec.Command(bin, args...)
+			"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--listen", addr, "--run-dir", dir, "--json"}, flags...)
+		cmd := exec.Command(bin, append(args, extra...)...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, os.Stderr
 		if err := cmd.Start(); err != nil {
@@ -54,6 +55,18 @@ func TestKillWorkerAndResume(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill() })
 		return cmd, &out
 	}
+}
+
+// Real processes, real signals. Of three workers, one is killed with
+// SIGKILL mid-run and started again (it rejoins; its chunks go back to the
+// queue), another is killed for good (it is timed out). Then the server
+// gets SIGTERM: it checkpoints and exits, and `hermes ps --resume`
+// continues the same run, its version counting on, with the surviving
+// workers reconnecting by themselves. The chunk accounting adds up.
+func TestKillWorkerAndResume(t *testing.T) {
+	bin := hermesBinary(t)
+	dir, addr := filepath.Join(t.TempDir(), "run"), freeLoopback(t)
+	ps := fixturePS(t, bin, addr, dir, "--min-workers", "3", "--worker-timeout", "3s")
 	worker := func(name string) *exec.Cmd {
 		cmd := exec.Command(bin, "worker", "--ps", "nats://"+addr, "--name", name, "--slowdown", "20", "--give-up", "1m")
 		if err := cmd.Start(); err != nil {
@@ -129,26 +142,8 @@ func TestKillWorkerAndResume(t *testing.T) {
 // target, and the chunk accounting adds up.
 func TestKillServerAndResume(t *testing.T) {
 	bin := hermesBinary(t)
-	dir := filepath.Join(t.TempDir(), "run")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ps := func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
-		args := append([]string{"ps", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
-			"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--min-workers", "2", "--listen", addr,
-			"--run-dir", dir, "--checkpoint-every", "2s", "--json"}, extra...)
-		cmd := exec.Command(bin, args...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		return cmd, &out
-	}
+	dir, addr := filepath.Join(t.TempDir(), "run"), freeLoopback(t)
+	ps := fixturePS(t, bin, addr, dir, "--min-workers", "2", "--checkpoint-every", "2s")
 	var workers []*exec.Cmd
 	for _, n := range []string{"w0", "w1"} {
 		cmd := exec.Command(bin, "worker", "--ps", "nats://"+addr, "--name", n, "--slowdown", "20", "--give-up", "1m")

@@ -289,12 +289,7 @@ func TestDemo(t *testing.T) {
 	}
 
 	// The finished run, replayed: its dashboard's state is the run's.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeLoopback(t)
 	replay := exec.Command(bin, "replay", "--run-dir", runDir, "--http", addr)
 	if err := replay.Start(); err != nil {
 		t.Fatal(err)

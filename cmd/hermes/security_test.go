@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,12 +46,7 @@ func TestKeysBindNames(t *testing.T) {
 		}
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeLoopback(t)
 	ps := exec.Command(bin, "ps", "--train", fixImages, "--test", fixImages, "--model", "logreg", "--val", "200",
 		"--chunk", "100", "--min-chunk", "50", "--local-epochs", "2", "--target", "0.75", "--listen", addr,
 		"--nkey-file", usersFile, "--run-dir", filepath.Join(dir, "run"), "--json")
