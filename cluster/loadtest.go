@@ -77,7 +77,7 @@ func LoadTest(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		go func() {
 			defer wg.Done()
 			lw := &loadWorker{name: name, subj: subj, tr: NATSTransport(nc), rng: rand.New(rand.NewPCG(uint64(i), 1))}
-			lat, sent, err := lw.run(run, ctx, cfg.Rate)
+			lat, sent, err := lw.run(ctx, run, cfg.Rate)
 			mu.Lock()
 			latencies = append(latencies, lat...)
 			res.Sent += sent
@@ -114,10 +114,10 @@ type loadWorker struct {
 	rng  *rand.Rand
 }
 
-// run sends updates until run ends, then waits (up to 5 s, or until ctx
-// ends) for the answers to those sent; it returns the latency of each
-// answered update and how many it sent.
-func (w *loadWorker) run(run, ctx context.Context, rate float64) ([]time.Duration, int64, error) {
+// run sends updates until sending ends, then waits (up to 5 s, or until
+// ctx ends) for the answer to the last one sent; it returns the latency of
+// each answered update and how many it sent.
+func (w *loadWorker) run(ctx, sending context.Context, rate float64) ([]time.Duration, int64, error) {
 	type model struct {
 		at     time.Time
 		params int
@@ -146,7 +146,7 @@ func (w *loadWorker) run(run, ctx context.Context, rate float64) ([]time.Duratio
 		return nil, 0, err
 	}
 	join, _ := wire.Encode(nil, wire.Join{Name: w.name, MemoryBytes: 1 << 30, Cores: 1, Version: strconv.Itoa(wire.Version)}, wire.FP32)
-	reply, err := request(run, w.tr, w.subj.from(kindJoin, w.name), join, 10*time.Second)
+	reply, err := request(sending, w.tr, w.subj.from(kindJoin, w.name), join, 10*time.Second)
 	if err != nil {
 		return nil, 0, fmt.Errorf("join: %w", err)
 	}
@@ -155,16 +155,18 @@ func (w *loadWorker) run(run, ctx context.Context, rate float64) ([]time.Duratio
 	if !ok {
 		return nil, 0, fmt.Errorf("join: answered %T %v", m, err)
 	}
-	go func() { // heartbeats, as a worker's
+	beating, stopBeats := context.WithCancel(ctx)
+	defer stopBeats()
+	go func() { // heartbeats, as a worker's, while the worker runs
 		hb, _ := wire.Encode(nil, wire.Heartbeat{Worker: welcome.Worker}, wire.FP32)
 		t := time.NewTicker(heartbeatEvery)
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-beating.Done():
 				return
 			case <-t.C:
-				request(ctx, w.tr, w.subj.from(kindHeartbeat, w.name), hb, 3*heartbeatEvery)
+				request(beating, w.tr, w.subj.from(kindHeartbeat, w.name), hb, 3*heartbeatEvery)
 			}
 		}
 	}()
@@ -172,7 +174,7 @@ func (w *loadWorker) run(run, ctx context.Context, rate float64) ([]time.Duratio
 	var first model
 	select {
 	case first = <-models:
-	case <-run.Done():
+	case <-sending.Done():
 		return nil, 0, errors.New("no model before the end")
 	}
 	grad := make([]float32, first.params)
@@ -185,12 +187,12 @@ func (w *loadWorker) run(run, ctx context.Context, rate float64) ([]time.Duratio
 		var chunk int64
 		select {
 		case chunk = <-works:
-		case <-run.Done():
+		case <-sending.Done():
 			return lat, sent, nil
 		}
 		select {
 		case <-time.After(time.Until(next)):
-		case <-run.Done():
+		case <-sending.Done():
 			return lat, sent, nil
 		}
 		next = next.Add(every)
@@ -210,7 +212,7 @@ func (w *loadWorker) run(run, ctx context.Context, rate float64) ([]time.Duratio
 		select {
 		case m := <-models:
 			lat = append(lat, m.at.Sub(sentAt))
-		case <-run.Done():
+		case <-sending.Done():
 			// The test ended while this update waited: give its answer
 			// a while longer.
 			select {

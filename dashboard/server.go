@@ -162,7 +162,9 @@ func Listen(addr string, o Options) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve serves on l until ctx ends; it returns the URL of the page.
+// Serve serves on l until ctx ends; it returns the URL of the page (with
+// a token, the page wants ?token=, which is not in the URL: URLs get
+// logged).
 func (s *Server) Serve(ctx context.Context, l net.Listener) string {
 	scheme := "http"
 	if s.o.TLSCert != "" {
@@ -182,11 +184,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) string {
 		s.http.Shutdown(c)
 		s.http.Close()
 	}()
-	url := scheme + "://" + l.Addr().String() + "/"
-	if s.o.Token != "" {
-		url += "?token=" + s.o.Token
-	}
-	return url
+	return scheme + "://" + l.Addr().String() + "/"
 }
 
 // Sent returns how many snapshots event streams have sent.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,7 +53,5 @@ func (m *WorkerMetrics) Serve(ctx context.Context, l net.Listener, o Options) st
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	s := &Server{o: o}
 	s.http = &http.Server{Handler: s.guard(mux), ReadHeaderTimeout: 10 * time.Second}
-	url := s.Serve(ctx, l)
-	base, _, _ := strings.Cut(url, "?")
-	return base + "metrics"
+	return s.Serve(ctx, l) + "metrics"
 }

@@ -152,8 +152,11 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 		ps.Close()
 		return nil, err
 	}
-	base, query, _ := strings.Cut(url, "?")
-	slog.Info("dashboard", "url", url, "metrics", base+"metrics", "token_query", query != "")
+	if f.http.token != "" {
+		slog.Info("dashboard", "url", url+"?token=…", "metrics", url+"metrics", "auth", "bearer token (--http-token)")
+	} else {
+		slog.Info("dashboard", "url", url, "metrics", url+"metrics")
+	}
 	return ps, nil
 }
 
