@@ -61,7 +61,7 @@ type Server struct {
 	roundFrom    []WorkerID
 	roundN       int // updates this round, merged or discarded
 
-	norms          []float64 // norms of the last merged updates, for NormBound
+	norms          []float64 // norms of the last updates screened in, for NormBound
 	backup, aggBak []float32 // the model and aggregate before a merge, to roll back
 	column         []float32 // robust aggregation's values of one coordinate
 
@@ -330,7 +330,7 @@ const (
 	DiscardWorse     = "worse_loss"       // loss-aware: beyond RejectWorse
 )
 
-// normWindow is how many merged updates' norms NormBound compares with.
+// normWindow is how many recent updates NormBound compares with.
 const normWindow = 32
 
 // screen returns why an update must not be merged, or "": an update from
