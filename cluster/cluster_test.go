@@ -620,7 +620,7 @@ func TestJoinsAndNamesBounded(t *testing.T) {
 	join, _ := wire.Encode(nil, wire.Join{Name: "flappy", Version: fmt.Sprint(wire.Version)}, wire.FP32)
 	answered := 0
 	for range joinBurst + 2 {
-		rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 		if _, err := nc.Request(rctx, "hermes.join.flappy", join); err == nil {
 			answered++
 		}
