@@ -195,15 +195,7 @@ func runAttacked(t *testing.T, creds func(string) Security, mod func(*PSConfig),
 				Security: creds(name), Log: quietLog})
 		}()
 	}
-	type result struct {
-		sum Summary
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		sum, err := ps.Run(ctx)
-		done <- result{sum, err}
-	}()
+	done := runInBackground(ctx, ps)
 	honest("w1", 1)
 	<-joined
 	honest("w2", 2)

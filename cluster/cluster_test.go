@@ -144,6 +144,23 @@ func startFixturePS(t *testing.T, mod func(*PSConfig)) *PS {
 	return ps
 }
 
+// runResult is what PS.Run returned.
+type runResult struct {
+	sum Summary
+	err error
+}
+
+// runInBackground runs ps until it stops or ctx ends; the channel gets
+// what Run returned.
+func runInBackground(ctx context.Context, ps *PS) <-chan runResult {
+	ran := make(chan runResult, 1)
+	go func() {
+		sum, err := ps.Run(ctx)
+		ran <- runResult{sum, err}
+	}()
+	return ran
+}
+
 var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
 // runWorkers runs ps with the given workers (in this process, quiet, seeded)
@@ -218,15 +235,7 @@ func runCluster(t *testing.T, net fixtureNet, hostile bool) Summary {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	type result struct {
-		sum Summary
-		err error
-	}
-	ran := make(chan result, 1)
-	go func() {
-		sum, err := ps.Run(ctx)
-		ran <- result{sum, err}
-	}()
+	ran := runInBackground(ctx, ps)
 	joinedHostile(t, ctx, net.client(t, ps, "y"))
 	want := map[string]int64{rejectUndecodable: 4, rejectStale: 1, rejectLog: 3,
 		rejectProtocol: 2, protocol.DiscardStale: 1, protocol.DiscardNorm: 1}
@@ -612,8 +621,7 @@ func TestJoinsAndNamesBounded(t *testing.T) {
 		mem.server(c)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	ran := make(chan struct{})
-	go func() { ps.Run(ctx); close(ran) }()
+	ran := runInBackground(ctx, ps)
 	defer func() { cancel(); <-ran }()
 	nc := mem.client(t, ps, "flappy")
 	nc.Publish("hermes.log.ghost", []byte(`{"msg":"never joined"}`))

@@ -13,8 +13,7 @@ func TestLoadTest(t *testing.T) {
 		c.Settings.Policy, c.Settings.Patience, c.Target = "asp", 1<<20, 0
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { ps.Run(ctx); close(ran) }()
+	ran := runInBackground(ctx, ps)
 	defer func() { cancel(); <-ran }()
 	res, err := LoadTest(ctx, LoadConfig{URL: ps.URL(), Workers: 5, Rate: 20, Duration: 2 * time.Second})
 	if err != nil {
