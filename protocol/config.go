@@ -45,6 +45,7 @@ type Settings struct {
 	ServerLR   float64 `json:"server_lr"`
 	Patience   int     `json:"patience"`    // aggregations without a new best validation loss before stopping
 	Staleness  int     `json:"staleness"`   // SSP's bound
+	Buffer     int     `json:"buffer"`      // FedBuff: updates averaged into one step
 	MinWorkers int     `json:"min_workers"` // training starts when this many have registered
 	MaxTime    Time    `json:"max_time"`    // budget; 0 means none
 	// EvalEvery is how many global-model changes pass between validation
@@ -81,7 +82,7 @@ func Defaults() Settings {
 		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15,
 		Epochs: 5, Chunk: 2500, MiniBatch: 16, MiniBatches: []int{2, 4, 8, 16, 32, 64},
 		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785, ResizeTolerance: 0.1,
-		ServerLR: 0.1, Patience: 25, Staleness: 3, MinWorkers: 1,
+		ServerLR: 0.1, Patience: 25, Staleness: 3, Buffer: 3, MinWorkers: 1,
 		NormBound: 10, RejectWorse: 1, Aggregate: "mean", Trim: 0.2,
 	}
 }
@@ -127,6 +128,8 @@ func (s Settings) Validate() error {
 		return bad("patience", s.Patience, ">= 1")
 	case s.Staleness < 0:
 		return bad("staleness", s.Staleness, ">= 0")
+	case s.Buffer < 1:
+		return bad("buffer", s.Buffer, ">= 1")
 	case s.MinWorkers < 1:
 		return bad("min_workers", s.MinWorkers, ">= 1")
 	case s.MaxTime < 0:
@@ -227,6 +230,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&s.ServerLR, "server-lr", s.ServerLR, "server learning rate")
 	fs.IntVar(&s.Patience, "patience", s.Patience, "aggregations without improvement before stopping")
 	fs.IntVar(&s.Staleness, "staleness", s.Staleness, "SSP staleness bound")
+	fs.IntVar(&s.Buffer, "buffer", s.Buffer, "FedBuff: updates averaged into one step of the global model")
 	fs.IntVar(&s.MinWorkers, "min-workers", s.MinWorkers, "start training when this many workers have registered")
 	fs.DurationVar(&s.MaxTime, "max-time", s.MaxTime, "time budget (0: none)")
 	fs.Float64Var(&s.NormBound, "norm-bound", s.NormBound, "reject updates this many times larger than the recent median (0: off)")

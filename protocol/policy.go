@@ -44,9 +44,13 @@ const (
 	// Rounds: once every worker has sent one; then all get the new model
 	// (BSP, LocalSGD).
 	Rounds
+	// Buffered: the server keeps updates in a buffer and applies their
+	// mean once it holds Settings.Buffer of them (FedBuff); the sender is
+	// answered at once with the current model.
+	Buffered
 )
 
-var syncNames = [...]string{Async: "async", StaleSync: "ssp", Rounds: "sync"}
+var syncNames = [...]string{Async: "async", StaleSync: "ssp", Rounds: "sync", Buffered: "buffered"}
 
 func (s Sync) String() string {
 	if s < 0 || int(s) >= len(syncNames) {
@@ -72,19 +76,29 @@ type Policy struct {
 	// MiniBatchUnit makes each unit of work a single mini-batch, one
 	// optimizer step, as in classic BSP/ASP/SSP.
 	MiniBatchUnit bool
-	// OneEpoch trains each chunk once instead of Settings.Epochs times.
-	OneEpoch bool
+	// HoldOut keeps Settings.HoldOut of each chunk as the worker's test
+	// set. The gate needs it; hermes-nogup keeps it too, so that it
+	// differs from hermes in the gate alone.
+	HoldOut bool
+	// StalenessWeight scales an update computed on a model τ versions old
+	// by (1+τ)^-1/2, the polynomial staleness function of FedAsync (Xie
+	// et al., 2019) and FedBuff (Nguyen et al., 2022).
+	StalenessWeight bool
 }
 
 var policies = map[string]Policy{
-	"hermes":         {Name: "hermes", GUP: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
-	"hermes-nogup":   {Name: "hermes-nogup", Merge: MergeLossAware, Sync: Async, Allocate: true},
-	"hermes-noalloc": {Name: "hermes-noalloc", GUP: true, Merge: MergeLossAware, Sync: Async},
-	"hermes-mean":    {Name: "hermes-mean", GUP: true, Merge: MergeMean, Sync: Async, Allocate: true},
+	"hermes":         {Name: "hermes", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
+	"hermes-nogup":   {Name: "hermes-nogup", HoldOut: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
+	"hermes-noalloc": {Name: "hermes-noalloc", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async},
+	"hermes-mean":    {Name: "hermes-mean", GUP: true, HoldOut: true, Merge: MergeMean, Sync: Async, Allocate: true},
 	"asp":            {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
 	"ssp":            {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
 	"bsp":            {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
-	"localsgd":       {Name: "localsgd", Merge: MergeAverage, Sync: Rounds, OneEpoch: true},
+	// The strong baselines train chunks locally, Settings.Epochs passes
+	// each (tuned per policy like the learning rates).
+	"localsgd": {Name: "localsgd", Merge: MergeAverage, Sync: Rounds},
+	"fedbuff":  {Name: "fedbuff", Merge: MergeApply, Sync: Buffered, StalenessWeight: true},
+	"fedasync": {Name: "fedasync", Merge: MergeApply, Sync: Async, StalenessWeight: true},
 }
 
 // PolicyNamed returns the policy called name.

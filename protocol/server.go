@@ -61,9 +61,13 @@ type Server struct {
 	roundFrom    []WorkerID
 	roundN       int // updates this round, merged or discarded
 
+	buffer     []float32 // Buffered: the sum of the buffered updates
+	bufferFrom []WorkerID
+
 	norms          []float64 // norms of the last updates screened in, for NormBound
 	backup, aggBak []float32 // the model and aggregate before a merge, to roll back
 	column         []float32 // robust aggregation's values of one coordinate
+	weighted       []float32 // StalenessWeight: the update, scaled
 
 	out []Action
 }
@@ -92,10 +96,10 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 		workers: map[WorkerID]*serverWorker{},
 	}
 	epochs, holdOut := s.Epochs, 0.0
-	if p.OneEpoch || p.MiniBatchUnit {
+	if p.MiniBatchUnit {
 		epochs = 1
 	}
-	if p.GUP {
+	if p.HoldOut {
 		holdOut = s.HoldOut
 	}
 	srv.alloc = NewAllocator(s, epochs, holdOut)
@@ -112,6 +116,8 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 		srv.deliver, srv.depart = srv.deliverRounds, srv.departRounds
 	case StaleSync:
 		srv.deliver, srv.depart = srv.deliverStale, func(WorkerID) { srv.releaseHeld() }
+	case Buffered:
+		srv.deliver, srv.depart = srv.deliverBuffered, func(WorkerID) {}
 	default:
 		srv.deliver, srv.depart = srv.deliverAsync, func(WorkerID) {}
 	}
@@ -319,6 +325,16 @@ func (s *Server) update(u Update) error {
 		s.out = append(s.out, Discarded{From: []WorkerID{u.Worker}, Reason: reason})
 		u.Grad = nil
 	}
+	if s.p.StalenessWeight && u.Grad != nil {
+		// Scaled in the server's scratch: the update's slice is the
+		// driver's.
+		w := float32(1 / math.Sqrt(float64(1+s.version-u.Base)))
+		s.weighted = s.weighted[:0]
+		for _, g := range u.Grad {
+			s.weighted = append(s.weighted, w*g)
+		}
+		u.Grad = s.weighted
+	}
 	return s.deliver(u)
 }
 
@@ -379,6 +395,33 @@ func median(v []float64) float64 {
 func (s *Server) deliverAsync(u Update) error {
 	if u.Grad != nil {
 		s.merge(u.Grad, []WorkerID{u.Worker})
+	}
+	s.sendModel(u.Worker)
+	return nil
+}
+
+// deliverBuffered adds the update to the buffer and answers its sender
+// with the current model; a full buffer's mean moves the model.
+func (s *Server) deliverBuffered(u Update) error {
+	if u.Grad != nil {
+		if s.buffer == nil {
+			s.buffer = make([]float32, len(s.params))
+		}
+		for i, g := range u.Grad {
+			s.buffer[i] += g
+		}
+		s.bufferFrom = append(s.bufferFrom, u.Worker)
+		if len(s.bufferFrom) >= s.s.Buffer {
+			inv := 1 / float32(len(s.bufferFrom))
+			for i := range s.buffer {
+				s.buffer[i] *= inv
+			}
+			from := slices.Clone(s.bufferFrom)
+			slices.Sort(from)
+			s.merge(s.buffer, from)
+			clear(s.buffer)
+			s.bufferFrom = s.bufferFrom[:0]
+		}
 	}
 	s.sendModel(u.Worker)
 	return nil
