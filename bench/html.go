@@ -24,11 +24,10 @@ figure { margin: 1.5em 0; } figure svg { width: 100%; height: auto; }
 </style></head><body>
 <h1>{{.Name}}</h1>
 <p>{{.Description}}</p>
-<p>Target {{printf "%.2f" .Target}} test accuracy; budget {{printf "%.0f" .Budget}} virtual s; seed {{.Seed}}; {{.Workers}} workers.</p>
-<table><thead><tr><th>policy</th><th>reached</th><th>time to target (s)</th><th>bytes to target</th><th>updates to target</th>
-<th>final acc</th><th>best acc</th><th>virtual s</th><th>time / hermes</th><th>bytes / hermes</th><th>local lr</th><th>server lr</th><th>stop</th></tr></thead>
+<p>Target {{printf "%.2f" .Target}} test accuracy; budget {{printf "%.0f" .Budget}} virtual s; {{.Seeds}}; {{.Workers}} workers.</p>
+<table><thead><tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>{{end}}</tbody></table>
-<p class="note">Times are virtual seconds: compute is FLOPs / device GFLOP/s; every link carries one transfer at a time per direction at its own bandwidth. Bytes count every payload both ways. Ratios are each policy's time and bytes to target over Hermes's.</p>
+<p class="note">{{.Note}}</p>
 {{range .Plots}}<figure><figcaption><h2>{{.Title}}</h2></figcaption>{{.SVG}}</figure>
 {{end}}</body></html>
 `))
@@ -39,11 +38,11 @@ type htmlPlot struct {
 }
 
 // writeHTML writes report.html from the runs and the SVG plots in dir.
-func writeHTML(w io.Writer, dir string, sc *sim.Scenario, runs []Run, plots []plotFile) error {
+func writeHTML(w io.Writer, dir string, sc *sim.Scenario, runs []PolicyRuns, plots []plotFile) error {
 	var rows [][]string
 	var table strings.Builder
 	Table(&table, runs)
-	for _, line := range strings.Split(table.String(), "\n")[2:] {
+	for _, line := range strings.Split(table.String(), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			cells := strings.Split(strings.Trim(line, "|"), "|")
 			for i := range cells {
@@ -52,6 +51,7 @@ func writeHTML(w io.Writer, dir string, sc *sim.Scenario, runs []Run, plots []pl
 			rows = append(rows, cells)
 		}
 	}
+	head, rows := rows[0], rows[2:] // the Markdown header and its rule
 	var figs []htmlPlot
 	for _, p := range plots {
 		b, err := os.ReadFile(filepath.Join(dir, p.file+".svg"))
@@ -65,5 +65,6 @@ func writeHTML(w io.Writer, dir string, sc *sim.Scenario, runs []Run, plots []pl
 		figs = append(figs, htmlPlot{Title: p.title, SVG: template.HTML(svg)})
 	}
 	return reportHTML.Execute(w, map[string]any{"Name": sc.Name, "Description": sc.Description, "Target": sc.TargetAccuracy,
-		"Budget": sc.TimeBudgetS, "Seed": sc.Seed, "Workers": sc.NumWorkers(), "Rows": rows, "Plots": figs})
+		"Budget": sc.TimeBudgetS, "Seeds": seedsLine(runs), "Workers": sc.NumWorkers(), "Head": head, "Rows": rows, "Plots": figs,
+		"Note": methodNote})
 }

@@ -3,7 +3,10 @@ package bench
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
+	"slices"
+	"sort"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -16,8 +19,9 @@ import (
 
 type plotFile struct{ file, title string }
 
-// writePlots draws the report's figures, each as PNG and SVG.
-func writePlots(dir string, sc *sim.Scenario, runs []Run) ([]plotFile, error) {
+// writePlots draws the report's figures, each as PNG and SVG. Time and
+// bytes axes are logarithmic: policies differ by orders of magnitude.
+func writePlots(dir string, sc *sim.Scenario, prs []PolicyRuns) ([]plotFile, error) {
 	var out []plotFile
 	save := func(p *plot.Plot, file, title string) error {
 		for _, ext := range []string{".png", ".svg"} {
@@ -28,19 +32,22 @@ func writePlots(dir string, sc *sim.Scenario, runs []Run) ([]plotFile, error) {
 		out = append(out, plotFile{file, title})
 		return nil
 	}
-	acc := newPlot("Test accuracy of the global model", "virtual time (s)", "test accuracy")
-	bytes := newPlot("Communication", "virtual time (s)", "cumulative bytes (MB)")
+	band := ""
+	if len(prs) > 0 && len(prs[0].Runs) > 1 {
+		band = " (median over seeds; band: min to max)"
+	}
+	acc := newPlot("Test accuracy of the global model"+band, "virtual time (s, log)", "test accuracy")
+	bytes := newPlot("Communication"+band, "virtual time (s, log)", "cumulative bytes (MB, log)")
 	bytes.Legend.Top, bytes.Legend.Left = true, true
-	for i, r := range runs {
-		var a, b plotter.XYs
-		for _, p := range r.Trace.Points {
-			a = append(a, plotter.XY{X: p.T, Y: p.Accuracy})
-			b = append(b, plotter.XY{X: p.T, Y: float64(p.Bytes) / 1e6})
-		}
-		if err := addLine(acc, r.Result.Policy, a, i); err != nil {
+	logAxis(&acc.X)
+	logAxis(&bytes.X)
+	logAxis(&bytes.Y)
+	for i, pr := range prs {
+		grid := timeGrid(pr.Runs)
+		if err := addBand(acc, pr.Policy, grid, pr.Runs, func(p sim.Point) float64 { return p.Accuracy }, i); err != nil {
 			return nil, err
 		}
-		if err := addLine(bytes, r.Result.Policy, b, i); err != nil {
+		if err := addBand(bytes, pr.Policy, grid, pr.Runs, func(p sim.Point) float64 { return float64(p.Bytes) / 1e6 }, i); err != nil {
 			return nil, err
 		}
 	}
@@ -54,7 +61,7 @@ func writePlots(dir string, sc *sim.Scenario, runs []Run) ([]plotFile, error) {
 	if err := save(bytes, "bytes", "Cumulative bytes vs virtual time"); err != nil {
 		return nil, err
 	}
-	hermes := findRun(runs, "hermes")
+	hermes := findRun(prs, "hermes")
 	if hermes == nil {
 		return out, nil
 	}
@@ -173,13 +180,95 @@ func addLineStyled(p *plot.Plot, name string, xys plotter.XYs, i int) (*plotter.
 	return l, nil
 }
 
-func findRun(runs []Run, policy string) *Run {
-	for i := range runs {
-		if runs[i].Result.Policy == policy {
-			return &runs[i]
+// findRun returns the first seed's run of policy: the allocator and gate
+// plots show one run, not a median.
+func findRun(prs []PolicyRuns, policy string) *Run {
+	for i := range prs {
+		if prs[i].Policy == policy && len(prs[i].Runs) > 0 {
+			return &prs[i].Runs[0]
 		}
 	}
 	return nil
+}
+
+func logAxis(a *plot.Axis) {
+	a.Scale = plot.LogScale{}
+	a.Tick.Marker = plot.LogTicks{Prec: -1}
+}
+
+// gridPoints is how many times a median curve is drawn at.
+const gridPoints = 200
+
+// timeGrid returns log-spaced times from the runs' first positive point to
+// their last.
+func timeGrid(runs []Run) []float64 {
+	lo, hi := math.Inf(1), 0.0
+	for _, r := range runs {
+		for _, p := range r.Trace.Points {
+			if p.T > 0 {
+				lo, hi = min(lo, p.T), max(hi, p.T)
+			}
+		}
+	}
+	if !(hi > 0) {
+		return nil
+	}
+	if hi <= lo {
+		return []float64{lo}
+	}
+	grid := make([]float64, gridPoints)
+	for i := range grid {
+		grid[i] = lo * math.Pow(hi/lo, float64(i)/float64(gridPoints-1))
+	}
+	return grid
+}
+
+// stepAt returns a run's value at time t: the value of its last point at
+// or before t, which holds until the next (and after the run's end).
+func stepAt(pts []sim.Point, t float64, val func(sim.Point) float64) float64 {
+	i := sort.Search(len(pts), func(i int) bool { return pts[i].T > t })
+	if i == 0 {
+		return val(pts[0])
+	}
+	return val(pts[i-1])
+}
+
+// addBand draws the median over runs of val on grid and, for several
+// runs, a band from the lowest to the highest. Non-positive values are
+// left out on a log axis.
+func addBand(p *plot.Plot, name string, grid []float64, runs []Run, val func(sim.Point) float64, i int) error {
+	_, logY := p.Y.Scale.(plot.LogScale)
+	var med, lo, hi plotter.XYs
+	vs := make([]float64, len(runs))
+	for _, t := range grid {
+		for k, r := range runs {
+			vs[k] = stepAt(r.Trace.Points, t, val)
+		}
+		m, l, h := Median(vs), slices.Min(vs), slices.Max(vs)
+		if logY && !(l > 0) {
+			continue
+		}
+		med = append(med, plotter.XY{X: t, Y: m})
+		lo, hi = append(lo, plotter.XY{X: t, Y: l}), append(hi, plotter.XY{X: t, Y: h})
+	}
+	if len(runs) > 1 && len(med) > 1 {
+		poly := append(slices.Clone(lo), reversed(hi)...)
+		b, err := plotter.NewPolygon(poly)
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", name, err)
+		}
+		r, g, bl, _ := plotutil.Color(i).RGBA()
+		b.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(bl >> 8), A: 50}
+		b.LineStyle.Width = 0
+		p.Add(b)
+	}
+	return addLine(p, name, med, i)
+}
+
+func reversed(xys plotter.XYs) plotter.XYs {
+	out := slices.Clone(xys)
+	slices.Reverse(out)
+	return out
 }
 
 // workerNames labels worker ids as the scenario's groups number them.

@@ -10,11 +10,20 @@ import (
 	"github.com/hermes-go/hermes/sim"
 )
 
-// Run is one policy's simulated run on a scenario.
+// Run is one policy's simulated run on a scenario, on one seed.
 type Run struct {
 	Result sim.Result
 	Trace  sim.Trace
 	Hyper  harness.Hyper
+	Seed   uint64
+}
+
+// PolicyRuns are one policy's runs, one per seed, in seed order.
+type PolicyRuns struct {
+	Policy string
+	Hyper  harness.Hyper
+	Runs   []Run
+	Stats  Stats
 }
 
 // ScenarioConfig is a comparison of policies on one scenario.
@@ -23,16 +32,17 @@ type ScenarioConfig struct {
 	Policies []string
 	Settings protocol.Settings // base settings; Policy is set per run
 	Hyper    map[string]harness.Hyper
-	Seed     uint64 // 0: the scenario's
+	Seed     uint64 // the first seed; 0: the scenario's
+	Seeds    int    // seeds per policy, Seed, Seed+1, ...; 0: one
 	Parallel int    // runs at once; 0: the number of cores
 	// OnDone, when set, is called as each run finishes (from its
 	// goroutine).
 	OnDone func(policy string, r sim.Result)
 }
 
-// Scenario runs every policy of c, several at once, and returns the runs in
-// the order of c.Policies.
-func Scenario(c ScenarioConfig) ([]Run, error) {
+// Scenario runs every policy of c on every seed, several at once, and
+// returns the runs in the order of c.Policies.
+func Scenario(c ScenarioConfig) ([]PolicyRuns, error) {
 	for _, p := range c.Policies {
 		if _, err := protocol.PolicyNamed(p); err != nil {
 			return nil, err
@@ -41,13 +51,28 @@ func Scenario(c ScenarioConfig) ([]Run, error) {
 			return nil, fmt.Errorf("bench: no learning rates for policy %s", p)
 		}
 	}
+	first, n := c.Seed, max(c.Seeds, 1)
+	if first == 0 {
+		first = c.Env.Scenario.Seed
+	}
 	var jobs []job
 	for _, p := range c.Policies {
 		st := c.Settings
 		st.Policy = p
-		jobs = append(jobs, job{settings: st, hyper: c.Hyper[p], seed: c.Seed})
+		for i := range n {
+			jobs = append(jobs, job{settings: st, hyper: c.Hyper[p], seed: first + uint64(i)})
+		}
 	}
-	return runJobs(c.Env, jobs, c.Parallel, c.OnDone)
+	runs, err := runJobs(c.Env, jobs, c.Parallel, c.OnDone)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PolicyRuns, len(c.Policies))
+	for i, p := range c.Policies {
+		rs := runs[i*n : (i+1)*n]
+		out[i] = PolicyRuns{Policy: p, Hyper: c.Hyper[p], Runs: rs, Stats: Summarize(rs)}
+	}
+	return out, nil
 }
 
 // job is one simulated run.
@@ -75,7 +100,7 @@ func runJobs(env *sim.Env, jobs []job, par int, onDone func(policy string, r sim
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			res, tr, err := sim.Run(env, sim.Options{Settings: j.settings, Hyper: j.hyper, Seed: j.seed})
-			runs[i], errs[i] = Run{Result: res, Trace: tr, Hyper: j.hyper}, err
+			runs[i], errs[i] = Run{Result: res, Trace: tr, Hyper: j.hyper, Seed: j.seed}, err
 			if err == nil && onDone != nil {
 				onDone(j.settings.Policy, res)
 			}

@@ -1,6 +1,11 @@
 package bench
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/hermes-go/hermes/harness"
@@ -8,65 +13,200 @@ import (
 	"github.com/hermes-go/hermes/sim"
 )
 
-// TuneGrid is the learning-rate grid searched for every policy: local SGD
-// rates times server rates. The server rate multiplies a sum of gradients,
-// so its useful range depends on how many steps an update sums.
-var TuneGrid = struct {
-	Local  []float64
-	Server map[string][]float64
-}{
-	Local: []float64{0.02, 0.05},
-	Server: map[string][]float64{
-		"async":     {0.005, 0.01, 0.02}, // Hermes-style: one worker's long gradient sum
-		"average":   {0.02, 0.05, 0.1},   // LocalSGD: the mean of all workers' sums (FedAvg at the local rate)
-		"minibatch": {0.05, 0.1, 0.2},    // one mini-batch gradient per update
+// Axis is one tuned hyperparameter and the values searched, in increasing
+// order. A tuned value must lie strictly inside its axis (TestTunedInterior):
+// a best value on an edge means the grid is too narrow.
+type Axis struct {
+	Name   string // local_lr, server_lr, epochs or mini_batch
+	Values []float64
+}
+
+// Grids are the search spaces of the tuned policies. Every policy gets
+// the same number of points (27): the policies that train chunks locally
+// search their local rate, server rate and passes per chunk; the one-step
+// policies (ASP, SSP, BSP), whose local step is replaced by the next global
+// model, search the server rate on a finer axis and the mini-batch.
+var Grids = map[string][]Axis{
+	"hermes": {
+		{"local_lr", []float64{0.01, 0.02, 0.05}},
+		{"server_lr", []float64{0.002, 0.005, 0.01}},
+		{"epochs", []float64{2, 5, 10}},
+	},
+	"localsgd": {
+		{"local_lr", []float64{0.02, 0.05, 0.1}},
+		{"server_lr", []float64{0.02, 0.05, 0.1}},
+		{"epochs", []float64{1, 2, 5}},
+	},
+	"fedbuff": {
+		{"local_lr", []float64{0.02, 0.05, 0.1}},
+		{"server_lr", []float64{0.02, 0.05, 0.1}},
+		{"epochs", []float64{1, 2, 5}},
+	},
+	"fedasync": {
+		{"local_lr", []float64{0.02, 0.05, 0.1}},
+		{"server_lr", []float64{0.01, 0.02, 0.05}},
+		{"epochs", []float64{1, 2, 5}},
+	},
+	"asp": {
+		{"server_lr", []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
+		{"mini_batch", []float64{8, 16, 32}},
+	},
+	"ssp": {
+		{"server_lr", []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
+		{"mini_batch", []float64{8, 16, 32}},
+	},
+	"bsp": {
+		{"server_lr", []float64{0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2}},
+		{"mini_batch", []float64{8, 16, 32}},
 	},
 }
 
-// TuneBudget caps the virtual time of a tuning run.
+// oneStepLocalLR fills the local rate of the one-step policies: their
+// local step is discarded, so any rate gives the same run.
+const oneStepLocalLR = 0.02
+
+// TuneBudget caps the virtual time of a tuning run: a candidate that has
+// not reached the target by then has lost, and one bad rate cannot run
+// for hours.
 const TuneBudget = 30 * time.Minute
 
-// GridFor returns the candidate learning rates of a policy.
-func GridFor(p protocol.Policy) []harness.Hyper {
-	locals, servers := TuneGrid.Local, TuneGrid.Server["async"]
-	switch {
-	case p.MiniBatchUnit:
-		// A mini-batch worker's own step is replaced by the next
-		// global model: only the server's rate matters.
-		locals, servers = locals[:1], TuneGrid.Server["minibatch"]
-	case p.Merge == protocol.MergeAverage:
-		servers = TuneGrid.Server["average"]
+// TuneSeeds are the seeds tuning runs on; reported figures use the
+// scenario's seed and the ones after it (1 to 5 on the shipped
+// scenarios), never these.
+var TuneSeeds = []uint64{1001, 1002, 1003}
+
+// GridFor returns every point of a tuned policy's grid.
+func GridFor(policy string) ([]harness.Hyper, error) {
+	axes, ok := Grids[policy]
+	if !ok {
+		return nil, fmt.Errorf("bench: policy %s is not tuned (its hyperparameters are hermes's)", policy)
 	}
-	var out []harness.Hyper
-	for _, l := range locals {
-		for _, s := range servers {
-			out = append(out, harness.Hyper{LocalLR: l, ServerLR: s})
+	out := []harness.Hyper{{LocalLR: oneStepLocalLR}}
+	for _, a := range axes {
+		var next []harness.Hyper
+		for _, h := range out {
+			for _, v := range a.Values {
+				next = append(next, setAxis(h, a.Name, v))
+			}
 		}
+		out = next
 	}
-	return out
+	return out, nil
 }
 
-// Better reports whether run a beats run b in tuning: reaching the target
-// sooner, or, if neither reaches it, a higher best accuracy.
-func Better(a, b sim.Result) bool {
-	switch {
-	case a.ReachedTarget && !b.ReachedTarget:
-		return true
-	case !a.ReachedTarget && b.ReachedTarget:
-		return false
-	case a.ReachedTarget:
-		return *a.TimeToTargetS < *b.TimeToTargetS
+func setAxis(h harness.Hyper, name string, v float64) harness.Hyper {
+	switch name {
+	case "local_lr":
+		h.LocalLR = v
+	case "server_lr":
+		h.ServerLR = v
+	case "epochs":
+		h.Epochs = int(v)
+	case "mini_batch":
+		h.MiniBatch = int(v)
+	default:
+		panic("bench: unknown axis " + name)
+	}
+	return h
+}
+
+// AxisValue returns h's value on the named axis.
+func AxisValue(h harness.Hyper, name string) float64 {
+	switch name {
+	case "local_lr":
+		return h.LocalLR
+	case "server_lr":
+		return h.ServerLR
+	case "epochs":
+		return float64(h.Epochs)
+	case "mini_batch":
+		return float64(h.MiniBatch)
+	}
+	panic("bench: unknown axis " + name)
+}
+
+// Better reports whether a beats b in tuning: a lower median time to
+// target (a missed target counts as infinitely slow), or at equal median
+// times (both missed), a higher median best accuracy.
+func Better(a, b Stats) bool {
+	at, bt := a.Time.Median, b.Time.Median
+	if at != bt {
+		return at < bt
 	}
 	return a.BestAccuracy > b.BestAccuracy
 }
 
-// Tune runs policy once per candidate set of learning rates, on seed,
-// several at once.
-func Tune(env *sim.Env, st protocol.Settings, policy string, cands []harness.Hyper, seed uint64, parallel int) ([]Run, error) {
-	st.Policy = policy
-	var jobs []job
-	for _, h := range cands {
-		jobs = append(jobs, job{settings: st, hyper: h, seed: seed})
+// TuneResult is one grid point of one policy over the tuning seeds.
+type TuneResult struct {
+	Hyper harness.Hyper
+	Stats Stats
+}
+
+// Tune runs every point of policy's grid on every tuning seed, several at
+// once, and returns the points best first.
+func Tune(env *sim.Env, st protocol.Settings, policy string, seeds []uint64, parallel int) ([]TuneResult, error) {
+	grid, err := GridFor(policy)
+	if err != nil {
+		return nil, err
 	}
-	return runJobs(env, jobs, parallel, nil)
+	st.Policy = policy
+	st.MaxTime = TuneBudget
+	var jobs []job
+	for _, h := range grid {
+		for _, seed := range seeds {
+			jobs = append(jobs, job{settings: st, hyper: h, seed: seed})
+		}
+	}
+	runs, err := runJobs(env, jobs, parallel, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []TuneResult
+	for i, h := range grid {
+		out = append(out, TuneResult{Hyper: h, Stats: Summarize(runs[i*len(seeds) : (i+1)*len(seeds)])})
+	}
+	slices.SortStableFunc(out, func(a, b TuneResult) int {
+		switch {
+		case Better(a.Stats, b.Stats):
+			return -1
+		case Better(b.Stats, a.Stats):
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// OnEdge returns the axes on which h sits at the first or last value of
+// policy's grid: there the grid should be widened.
+func OnEdge(policy string, h harness.Hyper) []string {
+	var edges []string
+	for _, a := range Grids[policy] {
+		v := AxisValue(h, a.Name)
+		if v == a.Values[0] || v == a.Values[len(a.Values)-1] {
+			edges = append(edges, a.Name)
+		}
+	}
+	return edges
+}
+
+// InGrid reports whether h's value on every axis of policy's grid is one
+// of the axis's values.
+func InGrid(policy string, h harness.Hyper) bool {
+	for _, a := range Grids[policy] {
+		if !slices.ContainsFunc(a.Values, func(v float64) bool { return math.Abs(v-AxisValue(h, a.Name)) < 1e-12 }) {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteTuned writes a tuned table as JSON, replacing path only once the
+// whole table is written.
+func WriteTuned(path string, t harness.TunedTable) error {
+	b, err := json.MarshalIndent(t, "", " ")
+	if err != nil {
+		return err
+	}
+	return writeFile(path, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err })
 }

@@ -108,15 +108,21 @@ func OpenData(dataset, trainSpec, testSpec string, valSize int, seed uint64) (*D
 	return &Data{Train: rest, Val: val, Test: test, Norm: norm}, nil
 }
 
-// Rates returns a policy's learning rates: the tuned ones, each replaced
-// by localLR or serverLR where that is above 0.
-func Rates(policy string, localLR, serverLR float64) Hyper {
+// Rates returns a policy's tuned hyperparameters, each field replaced by
+// the one of override that is above 0 (what the user set by flag).
+func Rates(policy string, override Hyper) Hyper {
 	h := Tuned[policy]
-	if localLR > 0 {
-		h.LocalLR = localLR
+	if override.LocalLR > 0 {
+		h.LocalLR = override.LocalLR
 	}
-	if serverLR > 0 {
-		h.ServerLR = serverLR
+	if override.ServerLR > 0 {
+		h.ServerLR = override.ServerLR
+	}
+	if override.Epochs > 0 {
+		h.Epochs = override.Epochs
+	}
+	if override.MiniBatch > 0 {
+		h.MiniBatch = override.MiniBatch
 	}
 	return h
 }

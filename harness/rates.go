@@ -1,23 +1,89 @@
 package harness
 
-// Tuned holds each policy's learning rates, chosen by
-// `hermes bench --scenario ../shared/scenarios/edge-8.json --tune` (the grid
-// of bench.TuneGrid on seed 1001, not the scenario's seed 1; see the
-// README). Every policy gets its own best, so none is hobbled; the ablations
-// take Hermes's rates, so each differs from Hermes in one mechanism only.
-var Tuned = map[string]Hyper{
-	"hermes":         {LocalLR: 0.02, ServerLR: 0.005},
-	"hermes-nogup":   {LocalLR: 0.02, ServerLR: 0.005},
-	"hermes-noalloc": {LocalLR: 0.02, ServerLR: 0.005},
-	"hermes-mean":    {LocalLR: 0.02, ServerLR: 0.005},
-	"asp":            {LocalLR: 0.02, ServerLR: 0.01},
-	"ssp":            {LocalLR: 0.02, ServerLR: 0.02},
-	"bsp":            {LocalLR: 0.02, ServerLR: 0.2},
-	"localsgd":       {LocalLR: 0.05, ServerLR: 0.05},
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hermes-go/hermes/protocol"
+)
+
+// Hyper are a policy's tuned hyperparameters: the learning rates, and for
+// the policies that train chunks locally the passes over each chunk, and
+// for the one-step policies the mini-batch. A zero field keeps the
+// setting's value.
+type Hyper struct {
+	LocalLR   float64 `json:"local_lr"`
+	ServerLR  float64 `json:"server_lr"`
+	Epochs    int     `json:"epochs,omitempty"`
+	MiniBatch int     `json:"mini_batch,omitempty"`
 }
 
-// Hyper are a policy's learning rates.
-type Hyper struct {
-	LocalLR  float64 `json:"local_lr"`
-	ServerLR float64 `json:"server_lr"`
+// Apply writes h's server rate, epochs and mini-batch into st. (The local
+// rate is the trainer's, not a setting.)
+func (h Hyper) Apply(st *protocol.Settings) {
+	if h.ServerLR > 0 {
+		st.ServerLR = h.ServerLR
+	}
+	if h.Epochs > 0 {
+		st.Epochs = h.Epochs
+	}
+	if h.MiniBatch > 0 {
+		st.MiniBatch = h.MiniBatch
+	}
+}
+
+// TunedTable is what `hermes bench --tune --write` generates: every tuned
+// policy's best grid point, chosen by median over tuning seeds that the
+// reported figures never use.
+type TunedTable struct {
+	Command   string           `json:"command"`
+	Scenarios []string         `json:"scenarios"`
+	Seeds     []uint64         `json:"seeds"`
+	Policies  map[string]Hyper `json:"policies"`
+}
+
+//go:embed tuned.json
+var tunedJSON []byte
+
+// Tuned holds each policy's hyperparameters from the generated tuned.json.
+// The ablations take Hermes's, so that each differs from Hermes in one
+// mechanism only.
+var Tuned = mustTuned(tunedJSON)
+
+// Ablations are the policies that differ from hermes in one mechanism and
+// share its tuned values.
+var Ablations = []string{"hermes-nogup", "hermes-noalloc", "hermes-mean"}
+
+func mustTuned(b []byte) map[string]Hyper {
+	t, err := ParseTuned(b)
+	if err != nil {
+		panic(fmt.Sprintf("harness: embedded tuned.json: %v", err))
+	}
+	out := map[string]Hyper{}
+	for p, h := range t.Policies {
+		out[p] = h
+	}
+	for _, a := range Ablations {
+		out[a] = out["hermes"]
+	}
+	return out
+}
+
+// ParseTuned decodes a tuned table and checks every entry names a policy
+// and usable rates.
+func ParseTuned(b []byte) (TunedTable, error) {
+	var t TunedTable
+	if err := json.Unmarshal(b, &t); err != nil {
+		return t, err
+	}
+	for p, h := range t.Policies {
+		if _, err := protocol.PolicyNamed(p); err != nil {
+			return t, err
+		}
+		if !(h.LocalLR > 0 && h.ServerLR > 0) || h.Epochs < 0 || h.MiniBatch < 0 {
+			return t, fmt.Errorf("policy %s: %+v: want rates > 0", p, h)
+		}
+	}
+	return t, nil
 }

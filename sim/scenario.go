@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Scenario fixes everything a simulated run depends on (see
@@ -27,11 +28,63 @@ type Scenario struct {
 	Workers        []WorkerGroup `json:"workers"`
 }
 
-// Device is a machine's compute speed and network link.
+// Device is a machine's compute speed, its fixed costs and its network
+// link. FLOPs alone price a 64-sample step like four 16-sample ones; the
+// step overhead is what makes small mini-batches slow, and the message
+// costs are the CPU a transport spends per message (encoding, the client
+// library, decoding) whatever the link. `hermes calibrate` measures all
+// three on the machine it runs on.
 type Device struct {
 	GFLOPS        float64 `json:"gflops"`
 	BandwidthMbps float64 `json:"bandwidth_mbps"`
 	LatencyMs     float64 `json:"latency_ms"`
+	// StepOverheadMs is the fixed cost of one optimizer step.
+	StepOverheadMs float64 `json:"step_overhead_ms,omitempty"`
+	// MsgCPUMs and MsgCPUNsPerByte price handling one message, sent or
+	// received: a fixed part plus a part per byte.
+	MsgCPUMs        float64 `json:"msg_cpu_ms,omitempty"`
+	MsgCPUNsPerByte float64 `json:"msg_cpu_ns_per_byte,omitempty"`
+}
+
+// msgCPU is the CPU time the device spends sending or receiving a message
+// of n bytes.
+func (d Device) msgCPU(n int64) Time {
+	return Time((d.MsgCPUMs*1e6 + d.MsgCPUNsPerByte*float64(n)))
+}
+
+// computeTime is how long the device takes for flops of work in steps
+// optimizer steps.
+func (d Device) computeTime(flops float64, steps int) Time {
+	return Time(flops/(d.GFLOPS*1e9)*float64(time.Second) + float64(steps)*d.StepOverheadMs*float64(time.Millisecond))
+}
+
+// check names the first field of the device that cannot work.
+func (d Device) check(name string) error {
+	for _, c := range []struct {
+		field string
+		v     float64
+		pos   bool
+	}{
+		{"gflops", d.GFLOPS, true}, {"bandwidth_mbps", d.BandwidthMbps, true}, {"latency_ms", d.LatencyMs, false},
+		{"step_overhead_ms", d.StepOverheadMs, false}, {"msg_cpu_ms", d.MsgCPUMs, false}, {"msg_cpu_ns_per_byte", d.MsgCPUNsPerByte, false},
+	} {
+		if err := checkField(name+"."+c.field, c.v, c.pos); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkField(field string, v float64, positive bool) error {
+	switch {
+	case math.IsInf(v, 0) || math.IsNaN(v):
+		return fmt.Errorf("%s = %v, want a finite number", field, v)
+	case positive && !(v > 0):
+		return fmt.Errorf("%s = %v, want > 0", field, v)
+	case !positive && v < 0:
+		return fmt.Errorf("%s = %v, want >= 0", field, v)
+	}
+	return nil
 }
 
 // WorkerGroup is Count identical worker devices and their faults.
@@ -91,18 +144,6 @@ func ParseScenario(b []byte) (*Scenario, error) {
 
 // Validate names the first field that cannot work.
 func (sc *Scenario) Validate() error {
-	pos := func(field string, v float64) error {
-		if !(v > 0) || math.IsInf(v, 0) {
-			return fmt.Errorf("%s = %v, want > 0", field, v)
-		}
-		return nil
-	}
-	nonneg := func(field string, v float64) error {
-		if !(v >= 0) || math.IsInf(v, 0) {
-			return fmt.Errorf("%s = %v, want >= 0", field, v)
-		}
-		return nil
-	}
 	switch {
 	case sc.Dataset == "":
 		return fmt.Errorf("dataset is missing")
@@ -113,10 +154,12 @@ func (sc *Scenario) Validate() error {
 	case len(sc.Workers) == 0:
 		return fmt.Errorf("workers is empty")
 	}
-	if err := pos("time_budget_s", sc.TimeBudgetS); err != nil {
+	if err := checkField("time_budget_s", sc.TimeBudgetS, true); err != nil {
 		return err
 	}
-	checks := []error{pos("ps.gflops", sc.PS.GFLOPS), pos("ps.bandwidth_mbps", sc.PS.BandwidthMbps), nonneg("ps.latency_ms", sc.PS.LatencyMs)}
+	if err := sc.PS.check("ps"); err != nil {
+		return err
+	}
 	for i, g := range sc.Workers {
 		f := fmt.Sprintf("workers[%d]", i)
 		if g.Name != "" {
@@ -125,18 +168,19 @@ func (sc *Scenario) Validate() error {
 		if g.Count < 1 {
 			return fmt.Errorf("%s.count = %d, want >= 1", f, g.Count)
 		}
-		checks = append(checks,
-			pos(f+".gflops", g.GFLOPS), pos(f+".bandwidth_mbps", g.BandwidthMbps),
-			nonneg(f+".latency_ms", g.LatencyMs), nonneg(f+".memory_mb", g.MemoryMB),
-			nonneg(f+".leave_at_s", g.LeaveAtS), nonneg(f+".join_at_s", g.JoinAtS),
-			nonneg(f+".crash_mtbf_s", g.CrashMTBFS), nonneg(f+".restart_s", g.RestartS))
+		if err := g.Device.check(f); err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			field string
+			v     float64
+		}{{"memory_mb", g.MemoryMB}, {"leave_at_s", g.LeaveAtS}, {"join_at_s", g.JoinAtS}, {"crash_mtbf_s", g.CrashMTBFS}, {"restart_s", g.RestartS}} {
+			if err := checkField(f+"."+c.field, c.v, false); err != nil {
+				return err
+			}
+		}
 		if g.LeaveAtS > 0 && g.LeaveAtS <= g.JoinAtS {
 			return fmt.Errorf("%s.leave_at_s = %v is not after join_at_s = %v", f, g.LeaveAtS, g.JoinAtS)
-		}
-	}
-	for _, err := range checks {
-		if err != nil {
-			return err
 		}
 	}
 	return nil

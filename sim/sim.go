@@ -149,6 +149,7 @@ type simWorker struct {
 	left        bool // for good: a pending restart must not bring it back
 	incarnation int
 	up, down    Time // when the worker's link is free in each direction
+	cpu         Time // when the worker's CPU is free (training, messages)
 }
 
 type simulation struct {
@@ -204,9 +205,7 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	if budget := Time(sc.TimeBudgetS * float64(time.Second)); st.MaxTime == 0 || budget < st.MaxTime {
 		st.MaxTime = budget
 	}
-	if opts.Hyper.ServerLR > 0 {
-		st.ServerLR = opts.Hyper.ServerLR
-	}
+	opts.Hyper.Apply(&st)
 	if !(opts.Hyper.LocalLR > 0) {
 		return nil, fmt.Errorf("policy %s: local learning rate %v, want > 0", st.Policy, opts.Hyper.LocalLR)
 	}
@@ -242,7 +241,7 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 		}
 	}
 	// The budget ends the run even if nothing else happens.
-	s.at(st.MaxTime, func() { s.toServer(protocol.Tick{}) })
+	s.at(st.MaxTime, func() { s.toServer(protocol.Tick{}, 0) })
 	return s, nil
 }
 
@@ -286,6 +285,7 @@ func (s *simulation) join(w *simWorker) {
 	w.sm, w.alive = sm, true
 	w.incarnation++
 	w.params = nil
+	w.cpu = s.now
 	s.send(w, headerBytes, protocol.Register{Worker: w.id, MemoryBytes: w.memory, Cores: 1})
 }
 
@@ -297,7 +297,7 @@ func (s *simulation) crash(w *simWorker) {
 	}
 	w.alive = false
 	w.incarnation++
-	s.toServer(protocol.Leave{Worker: w.id})
+	s.toServer(protocol.Leave{Worker: w.id}, 0)
 }
 
 func (s *simulation) scheduleCrash(w *simWorker, g WorkerGroup, from Time) {
@@ -329,6 +329,7 @@ func (s *simulation) transfer(w *simWorker, toPS bool, bytes int64) Time {
 	}
 	*psLink = max(s.now, *psLink) + linkTime(bytes, ps.BandwidthMbps)
 	*wLink = max(s.now, *wLink) + linkTime(bytes, w.dev.BandwidthMbps)
+
 	s.res.BytesTotal += bytes
 	return max(*psLink, *wLink) + Time((ps.LatencyMs+w.dev.LatencyMs)*float64(time.Millisecond))
 }
@@ -337,20 +338,42 @@ func linkTime(bytes int64, mbps float64) Time {
 	return Time(float64(bytes) * 8 / (mbps * 1e6) * float64(time.Second))
 }
 
-// send delivers a worker's message to the server after the transfer.
+// send delivers a worker's message to the server: the worker's CPU
+// encodes it, the links carry it, and the server's CPU decodes it.
 func (s *simulation) send(w *simWorker, bytes int64, ev protocol.Event) {
-	arrive := s.transfer(w, true, bytes)
-	s.at(arrive, func() { s.toServer(ev) })
+	depart := s.now
+	if cost := w.dev.msgCPU(bytes); cost > 0 {
+		depart = max(s.now, w.cpu) + cost
+		w.cpu = depart
+	}
+	decode := s.sc.PS.msgCPU(bytes)
+	s.at(depart, func() {
+		arrive := s.transfer(w, true, bytes)
+		s.at(arrive, func() { s.toServer(ev, decode) })
+	})
 }
 
-// toServer steps the server once its CPU is free and carries out its
-// actions after the compute they cost.
-func (s *simulation) toServer(ev protocol.Event) {
+// receive runs deliver once w's CPU has decoded a message of n bytes that
+// arrives now.
+func (s *simulation) receive(w *simWorker, n int64, deliver func()) {
+	cost := w.dev.msgCPU(n)
+	if cost == 0 {
+		deliver()
+		return
+	}
+	w.cpu = max(s.now, w.cpu) + cost
+	s.at(w.cpu, deliver)
+}
+
+// toServer steps the server once its CPU is free, after decode of CPU
+// time for the message, and carries out its actions after the compute
+// they cost.
+func (s *simulation) toServer(ev protocol.Event, decode Time) {
 	if s.ended {
 		return
 	}
 	if s.now < s.psCPU {
-		s.at(s.psCPU, func() { s.toServer(ev) })
+		s.at(s.psCPU, func() { s.toServer(ev, decode) })
 		return
 	}
 	if err := s.server.Step(s.now, ev); err != nil {
@@ -368,39 +391,56 @@ func (s *simulation) toServer(ev protocol.Event) {
 			s.res.Discarded++
 		}
 	}
-	s.psCPU = s.now + Time(flops/(s.sc.PS.GFLOPS*1e9)*float64(time.Second))
-	done := s.psCPU
+	s.psCPU = s.now + decode + s.sc.PS.computeTime(flops, 0)
 	for _, a := range actions {
-		s.serverAction(a, done)
+		s.serverAction(a)
 	}
 }
 
-func (s *simulation) serverAction(a protocol.Action, at Time) {
+// encode charges the server's CPU for sending a message of n bytes and
+// returns when it can leave.
+func (s *simulation) encode(n int64) Time {
+	s.psCPU += s.sc.PS.msgCPU(n)
+	return s.psCPU
+}
+
+func (s *simulation) serverAction(a protocol.Action) {
+	at := s.psCPU
 	switch a := a.(type) {
 	case protocol.SendModel:
 		w := s.workers[a.To]
 		inc := w.incarnation
-		s.at(at, func() {
-			arrive := s.transfer(w, false, int64(4*len(a.Params))+headerBytes)
+		bytes := int64(4*len(a.Params)) + headerBytes
+		s.at(s.encode(bytes), func() {
+			arrive := s.transfer(w, false, bytes)
 			s.at(arrive, func() {
 				if !w.alive || w.incarnation != inc {
 					return
 				}
-				w.params = a.Params
-				s.toWorker(w, protocol.ModelArrived{Version: a.Version})
+				s.receive(w, bytes, func() {
+					if w.alive && w.incarnation == inc {
+						w.params = a.Params
+						s.toWorker(w, protocol.ModelArrived{Version: a.Version})
+					}
+				})
 			})
 		})
 	case protocol.Assign:
 		w := s.workers[a.To]
 		inc := w.incarnation
 		s.trace.Sizes = append(s.trace.Sizes, SizePoint{T: at.Seconds(), Worker: int(a.To), Chunk: len(a.Work.Chunk.Indices), MiniBatch: a.Work.MiniBatch})
-		s.at(at, func() {
-			bytes := int64(len(a.Work.Chunk.Indices))*s.env.Train.WireBytes() + headerBytes
+		bytes := int64(len(a.Work.Chunk.Indices))*s.env.Train.WireBytes() + headerBytes
+		s.at(s.encode(bytes), func() {
 			arrive := s.transfer(w, false, bytes)
 			s.at(arrive, func() {
-				if w.alive && w.incarnation == inc {
-					s.toWorker(w, protocol.WorkArrived{Work: a.Work})
+				if !w.alive || w.incarnation != inc {
+					return
 				}
+				s.receive(w, bytes, func() {
+					if w.alive && w.incarnation == inc {
+						s.toWorker(w, protocol.WorkArrived{Work: a.Work})
+					}
+				})
 			})
 		})
 	case protocol.Applied:
@@ -421,7 +461,7 @@ func (s *simulation) serverAction(a protocol.Action, at Time) {
 			s.res.ReachedTarget = true
 			t, b, u := at.Seconds(), s.res.BytesTotal, s.res.UpdatesTotal
 			s.res.TimeToTargetS, s.res.BytesToTarget, s.res.UpdatesToTarget = &t, &b, &u
-			s.at(at, func() { s.toServer(protocol.Halt{Reason: "target accuracy"}) })
+			s.at(at, func() { s.toServer(protocol.Halt{Reason: "target accuracy"}, 0) })
 		}
 	case protocol.Stop:
 		s.res.StopReason = a.Reason
@@ -439,13 +479,14 @@ func (s *simulation) toWorker(w *simWorker, ev protocol.Event) {
 		switch a := a.(type) {
 		case protocol.Train:
 			res, flops := w.trainer.Train(w.params, a.Work)
-			dt := Time(float64(flops) / (w.dev.GFLOPS * 1e9) * float64(time.Second))
+			dt := w.dev.computeTime(float64(flops), res.Steps)
 			res.TrainTime = dt
 			_, tested := protocol.SplitChunk(len(a.Work.Chunk.Indices), a.Work.HoldOut)
 			s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
 				Samples: res.Samples, Tested: tested, Seconds: dt.Seconds()})
 			inc := w.incarnation
-			s.at(s.now+dt, func() {
+			w.cpu = max(s.now, w.cpu) + dt
+			s.at(w.cpu, func() {
 				if w.alive && w.incarnation == inc {
 					s.toWorker(w, res)
 				}

@@ -199,3 +199,64 @@ func TestFaults(t *testing.T) {
 		})
 	}
 }
+
+// A step costs its fixed overhead on top of its FLOPs, so a chunk in small
+// mini-batches takes longer than the same chunk in large ones; messages
+// cost CPU on both ends.
+func TestDeviceCosts(t *testing.T) {
+	d := Device{GFLOPS: 1, StepOverheadMs: 2, MsgCPUMs: 0.5, MsgCPUNsPerByte: 10}
+	if got := d.computeTime(1e9, 0); got != time.Second {
+		t.Fatalf("1 GFLOP at 1 GFLOP/s: %v", got)
+	}
+	small, large := d.computeTime(1e9, 64), d.computeTime(1e9, 4)
+	if small != time.Second+128*time.Millisecond || large != time.Second+8*time.Millisecond {
+		t.Fatalf("64 steps %v, 4 steps %v", small, large)
+	}
+	if got := d.msgCPU(100_000); got != 1500*time.Microsecond {
+		t.Fatalf("100 kB message: %v", got)
+	}
+	if got := (Device{GFLOPS: 1}).msgCPU(1 << 20); got != 0 {
+		t.Fatalf("a device without message costs: %v", got)
+	}
+}
+
+// The costs reach the run: the same scenario with a step overhead and
+// message costs takes more virtual time to the same number of updates, and
+// the message costs grow with the bytes sent.
+func TestDeviceCostsSlowTheRun(t *testing.T) {
+	env := tinyEnv(t)
+	opts := Options{Settings: tinySettings("localsgd"), Hyper: harness.Hyper{LocalLR: 0.05, ServerLR: 0.05}}
+	opts.Settings.MaxTime = 0
+	free, _, err := Run(env, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	costly := *env
+	sc := *env.Scenario
+	sc.PS.MsgCPUMs, sc.PS.MsgCPUNsPerByte = 1, 5
+	sc.Workers = append([]WorkerGroup(nil), sc.Workers...)
+	for i := range sc.Workers {
+		sc.Workers[i].StepOverheadMs, sc.Workers[i].MsgCPUMs = 1, 1
+	}
+	costly.Scenario = &sc
+	slow, _, err := Run(&costly, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free.ReachedTarget != slow.ReachedTarget || !free.ReachedTarget {
+		t.Fatalf("free %+v\ncostly %+v", free, slow)
+	}
+	// Accuracy is real and does not depend on time; only time grows.
+	if *slow.UpdatesToTarget != *free.UpdatesToTarget || !(*slow.TimeToTargetS > *free.TimeToTargetS) {
+		t.Fatalf("free: %d updates in %.3f s; costly: %d in %.3f s", *free.UpdatesToTarget, *free.TimeToTargetS, *slow.UpdatesToTarget, *slow.TimeToTargetS)
+	}
+}
+
+func TestScenarioNamesBadCost(t *testing.T) {
+	b := []byte(`{"dataset":"x","model":"mlp","target_accuracy":0.8,"time_budget_s":10,"ps":{"gflops":1,"bandwidth_mbps":1},
+		"workers":[{"name":"pi","count":1,"gflops":1,"bandwidth_mbps":1,"msg_cpu_ms":-1}]}`)
+	_, err := ParseScenario(b)
+	if err == nil || err.Error() != "workers[0] (pi).msg_cpu_ms = -1, want >= 0" {
+		t.Fatalf("%v", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/hermes-go/hermes/bench"
@@ -21,12 +20,15 @@ func cmdBench(args []string, stdout io.Writer) error {
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	scenario := fs.String("scenario", "", "scenario file (JSON); or 'hermes bench engine' for the engine benchmark")
-	policies := fs.String("policies", "hermes,bsp,asp,ssp,localsgd", "comma-separated policies to compare")
-	out := fs.String("out", "", "write results.json, points.csv, plots and report.md into this directory")
+	policies := fs.String("policies", "hermes,localsgd,fedbuff,fedasync,asp,ssp,bsp", "comma-separated policies to compare")
+	out := fs.String("out", "", "write results.json, points.csv, plots, report.md and report.html into this directory")
 	parallel := fs.Int("parallel", 0, "runs at once (0: one per core)")
 	valSize := fs.Int("val", 5000, "validation samples carved from the training set")
 	localLR := fs.Float64("local-lr", 0, "workers' SGD learning rate for every policy (0: each policy's tuned value)")
-	tune := fs.Bool("tune", false, "choose each policy's learning rates by a grid on a separate seed, and print them")
+	seeds := fs.Int("seeds", 1, "seeds per policy: the first seed and the ones after it")
+	seed := fs.Uint64("seed", 0, "first seed (0: the scenario's)")
+	tune := fs.Bool("tune", false, "search every tuned policy's grid on the tuning seeds, and print the best points")
+	write := fs.String("write", "", "with --tune: write the table there (harness/tuned.json is the one the binary embeds)")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
 	st, err := settingsFlags(fs, args)
 	if err != nil {
@@ -38,28 +40,47 @@ func cmdBench(args []string, stdout io.Writer) error {
 	if *scenario == "" {
 		return errors.New("bench: --scenario is required (or use 'hermes bench engine')")
 	}
+	if *seeds < 1 {
+		return fmt.Errorf("bench: --seeds %d: want at least 1", *seeds)
+	}
+	if *write != "" && !*tune {
+		return errors.New("bench: --write goes with --tune")
+	}
 	sc, err := sim.LoadScenario(*scenario)
 	if err != nil {
 		return err
 	}
 	names := strings.Split(*policies, ",")
+	for _, p := range names {
+		if _, err := protocol.PolicyNamed(p); err != nil {
+			return fmt.Errorf("bench: --policies: %w", err)
+		}
+	}
 	env, err := sim.NewEnv(sc, *valSize)
 	if err != nil {
 		return err
 	}
 	if *tune {
-		return runTune(env, *st, names, *parallel, stdout, *asJSON)
+		return runTune(env, *st, names, *parallel, *write, stdout, *asJSON)
 	}
 	hyper := map[string]harness.Hyper{}
 	for _, p := range names {
 		hyper[p] = hyperFor(fs, st, *localLR, p)
 	}
-	cfg := bench.ScenarioConfig{Env: env, Policies: names, Settings: *st, Hyper: hyper, Parallel: *parallel,
+	total := len(names) * *seeds
+	bar := newBar(!*asJSON, int64(total), "runs")
+	cfg := bench.ScenarioConfig{Env: env, Policies: names, Settings: *st, Hyper: hyper, Parallel: *parallel, Seed: *seed, Seeds: *seeds,
 		OnDone: func(p string, r sim.Result) {
-			slog.Info("finished", "policy", p, "reached", r.ReachedTarget, "final_accuracy", r.FinalAccuracy, "virtual_s", int(r.VirtualSeconds), "wall_s", int(r.WallSeconds))
+			if bar != nil {
+				bar.Add(1)
+			}
+			slog.Debug("finished", "policy", p, "reached", r.ReachedTarget, "final_accuracy", r.FinalAccuracy, "virtual_s", int(r.VirtualSeconds), "wall_s", int(r.WallSeconds))
 		}}
-	slog.Info("bench", "scenario", sc.Name, "policies", *policies, "workers", sc.NumWorkers())
+	slog.Info("bench", "scenario", sc.Name, "policies", *policies, "workers", sc.NumWorkers(), "seeds", *seeds)
 	runs, err := bench.Scenario(cfg)
+	if bar != nil {
+		bar.Finish()
+	}
 	if err != nil {
 		return err
 	}
@@ -70,49 +91,54 @@ func cmdBench(args []string, stdout io.Writer) error {
 		slog.Info("report written", "dir", *out)
 	}
 	if *asJSON {
-		return printJSON(stdout, bench.Summarize(sc.Name, runs))
+		return printJSON(stdout, bench.SummarizeAll(sc.Name, runs))
 	}
 	bench.Table(stdout, runs)
 	return nil
 }
 
-// runTune searches every policy's learning rates on the scenario with a
-// seed other than its own, and prints the best per policy as Go and JSON.
-func runTune(env *sim.Env, st protocol.Settings, names []string, parallel int, stdout io.Writer, asJSON bool) error {
-	seed := env.Scenario.Seed + 1000
-	// A candidate that has not reached the target in this much virtual
-	// time has lost; without the cap one bad rate could run for hours.
-	st.MaxTime = bench.TuneBudget
-	best := map[string]bench.Run{}
+// runTune searches every policy's grid on the tuning seeds and prints the
+// best point of each; with write, it writes them as the table the binary
+// embeds.
+func runTune(env *sim.Env, st protocol.Settings, names []string, parallel int, write string, stdout io.Writer, asJSON bool) error {
+	var tuned []string
 	for _, p := range names {
-		pol, err := protocol.PolicyNamed(p)
-		if err != nil {
-			return err
-		}
-		cands := bench.GridFor(pol)
-		runs, err := bench.Tune(env, st, p, cands, seed, parallel)
-		if err != nil {
-			return err
-		}
-		for _, r := range runs {
-			slog.Info("tune", "policy", p, "local_lr", r.Hyper.LocalLR, "server_lr", r.Hyper.ServerLR,
-				"reached", r.Result.ReachedTarget, "time_to_target", fmtOpt(r.Result.TimeToTargetS), "best_accuracy", r.Result.BestAccuracy)
-			if b, ok := best[p]; !ok || bench.Better(r.Result, b.Result) {
-				best[p] = r
-			}
+		if _, ok := bench.Grids[p]; ok {
+			tuned = append(tuned, p)
+		} else {
+			slog.Info("not tuned: takes hermes's values", "policy", p)
 		}
 	}
-	out := map[string]harness.Hyper{}
-	for p, r := range best {
-		out[p] = r.Hyper
-		fmt.Fprintf(os.Stderr, "\t%q: {LocalLR: %g, ServerLR: %g},\n", p, r.Hyper.LocalLR, r.Hyper.ServerLR)
+	table := harness.TunedTable{
+		Command:   "hermes bench --scenario " + env.Scenario.Name + " --tune --policies " + strings.Join(tuned, ","),
+		Scenarios: []string{env.Scenario.Name}, Seeds: bench.TuneSeeds, Policies: map[string]harness.Hyper{},
+	}
+	for _, p := range tuned {
+		res, err := bench.Tune(env, st, p, bench.TuneSeeds, parallel)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			slog.Info("tune", "policy", p, "hyper", r.Hyper, "reached", r.Stats.Reached, "median_time_s", r.Stats.Time.Median, "best_accuracy", r.Stats.BestAccuracy)
+		}
+		best := res[0]
+		table.Policies[p] = best.Hyper
+		if edges := bench.OnEdge(p, best.Hyper); len(edges) > 0 {
+			slog.Warn("tuned value on the grid's edge: widen the grid", "policy", p, "axes", edges)
+		}
+	}
+	if write != "" {
+		if err := bench.WriteTuned(write, table); err != nil {
+			return err
+		}
+		slog.Info("tuned table written", "file", write)
 	}
 	if asJSON {
-		return printJSON(stdout, out)
+		return printJSON(stdout, table)
 	}
-	fmt.Fprintln(stdout, "tuned learning rates (put them in harness/rates.go):")
-	for _, p := range names {
-		fmt.Fprintf(stdout, "  %-15s local %g, server %g\n", p, out[p].LocalLR, out[p].ServerLR)
+	fmt.Fprintf(stdout, "tuned on %s, seeds %v (median over seeds):\n", env.Scenario.Name, bench.TuneSeeds)
+	for _, p := range tuned {
+		fmt.Fprintf(stdout, "  %-10s %+v\n", p, table.Policies[p])
 	}
 	return nil
 }

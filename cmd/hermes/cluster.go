@@ -133,7 +133,7 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	}
 	h := hyperFor(fs, f.settings, f.localLR, f.settings.Policy)
 	st := *f.settings
-	st.ServerLR = h.ServerLR
+	h.Apply(&st)
 	st.SampleBytes = harness.SampleBytes(d.Train)
 	cfg := cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: d.Train, Val: d.Val, Test: d.Test,
 		Spec: spec, ModelMeta: d.Norm.Meta(), Norm: d.Norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,

@@ -56,16 +56,22 @@ func cmdSim(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// hyperFor returns a policy's tuned learning rates, overridden by
-// --local-lr and by --server-lr when given.
+// hyperFor returns a policy's tuned hyperparameters, overridden by
+// --local-lr, and by --server-lr, --local-epochs and --mini-batch when
+// given.
 func hyperFor(fs *flag.FlagSet, st *protocol.Settings, localLR float64, policy string) harness.Hyper {
-	serverLR := 0.0
+	o := harness.Hyper{LocalLR: localLR}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "server-lr" {
-			serverLR = st.ServerLR
+		switch f.Name {
+		case "server-lr":
+			o.ServerLR = st.ServerLR
+		case "local-epochs":
+			o.Epochs = st.Epochs
+		case "mini-batch":
+			o.MiniBatch = st.MiniBatch
 		}
 	})
-	return harness.Rates(policy, localLR, serverLR)
+	return harness.Rates(policy, o)
 }
 
 func fmtOpt(v *float64) string {
