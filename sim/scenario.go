@@ -58,7 +58,10 @@ func (d Device) computeTime(flops float64, steps int) Time {
 	return Time(flops/(d.GFLOPS*1e9)*float64(time.Second) + float64(steps)*d.StepOverheadMs*float64(time.Millisecond))
 }
 
-// check names the first field of the device that cannot work.
+// Validate names the first field of the device that cannot work.
+func (d Device) Validate() error { return d.check("device") }
+
+// check names the first field of the device that cannot work, under name.
 func (d Device) check(name string) error {
 	for _, c := range []struct {
 		field string

@@ -25,6 +25,7 @@ commands:
   eval     evaluate a saved model
   bench    compare policies on a scenario; 'bench engine' measures the engine against PyTorch
   sim      simulate a policy on a scenario of unequal devices
+  calibrate measure this machine as a scenario device: step and message costs
   ps       parameter server over NATS (embedded unless --nats)
   worker   edge worker: joins a parameter server and trains
   demo     a parameter server and local workers of unequal speeds on real data
@@ -94,6 +95,8 @@ func run(args []string, stdout io.Writer) error {
 		return cmdDemo(rest, stdout)
 	case "sim":
 		return cmdSim(rest, stdout)
+	case "calibrate":
+		return cmdCalibrate(rest, stdout)
 	case "keygen":
 		return cmdKeygen(rest, stdout)
 	case "loadtest":
