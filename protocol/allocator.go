@@ -21,6 +21,12 @@ type Allocator struct {
 	epochs  int
 	holdOut float64
 	workers map[WorkerID]*allocState
+	// times holds every measured worker's last time in seconds, sorted,
+	// and unmeasured counts the workers without one: the fences of a
+	// report then cost O(log n) searches and one shift, not a sort of
+	// the fleet (with 100,000 workers, that sort per report was the run).
+	times      []float64
+	unmeasured int
 }
 
 type allocState struct {
@@ -48,11 +54,36 @@ func (a *Allocator) Add(w WorkerID, memoryBytes int64) {
 		byMem := int64(float64(memoryBytes)*a.s.MemoryFraction) / a.s.SampleBytes
 		maxChunk = int(max(int64(a.s.MinChunk), min(int64(maxChunk), byMem)))
 	}
+	a.Remove(w)
 	a.workers[w] = &allocState{chunk: min(a.s.Chunk, maxChunk), miniBatch: a.s.MiniBatch, maxChunk: maxChunk}
+	a.unmeasured++
 }
 
 // Remove forgets a worker.
-func (a *Allocator) Remove(w WorkerID) { delete(a.workers, w) }
+func (a *Allocator) Remove(w WorkerID) {
+	st, ok := a.workers[w]
+	if !ok {
+		return
+	}
+	if st.measured {
+		a.dropTime(st.last.Seconds())
+	} else {
+		a.unmeasured--
+	}
+	delete(a.workers, w)
+}
+
+func (a *Allocator) dropTime(t float64) {
+	i := sort.SearchFloat64s(a.times, t)
+	a.times = append(a.times[:i], a.times[i+1:]...)
+}
+
+func (a *Allocator) addTime(t float64) {
+	i := sort.SearchFloat64s(a.times, t)
+	a.times = append(a.times, 0)
+	copy(a.times[i+1:], a.times[i:])
+	a.times[i] = t
+}
 
 // Size returns a worker's current chunk size and mini-batch.
 func (a *Allocator) Size(w WorkerID) (chunk, miniBatch int) {
@@ -70,6 +101,13 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	if !ok {
 		return false, 0, 0, 0
 	}
+	if st.measured {
+		a.dropTime(st.last.Seconds())
+	} else {
+		a.unmeasured--
+	}
+	// a.times holds the others' times until this one's goes in.
+	defer a.addTime(r.TrainTime.Seconds())
 	st.last, st.measured = r.TrainTime, true
 	st.hist = append(st.hist, costSample{float64(r.Samples), float64(r.Steps), r.TrainTime.Seconds()})
 	if len(st.hist) > costHistory {
@@ -82,20 +120,13 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	if train, _ := SplitChunk(st.chunk, a.holdOut); r.Samples != a.epochs*train {
 		return false, st.chunk, st.miniBatch, 0
 	}
-	var others []float64
-	for id, o := range a.workers {
-		if id == r.Worker {
-			continue
-		}
-		if !o.measured {
-			return false, st.chunk, st.miniBatch, 0 // not everyone has reported yet
-		}
-		others = append(others, o.last.Seconds())
+	if a.unmeasured > 0 {
+		return false, st.chunk, st.miniBatch, 0 // not everyone has reported yet
 	}
+	others := a.times
 	if len(others) == 0 {
 		return false, st.chunk, st.miniBatch, 0
 	}
-	sort.Float64s(others)
 	q1, q3 := quantile(others, 0.25), quantile(others, 0.75)
 	lo, hi := q1-1.5*(q3-q1), q3+1.5*(q3-q1)
 	t, median := r.TrainTime.Seconds(), quantile(others, 0.5)
@@ -108,10 +139,8 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	// forever (TestAllocatorSettlesWithTwoWorkers); with this one's time
 	// in, each resize halves the gap at worst, and the sizes settle. With
 	// many workers the two medians agree.
-	all := append(others, t)
-	sort.Float64s(all)
 	perSample, perStep := fitCost(st.hist)
-	c, b, pred := a.search(perSample, perStep, quantile(all, 0.5), st.maxChunk, st.miniBatch)
+	c, b, pred := a.search(perSample, perStep, medianWith(others, t), st.maxChunk, st.miniBatch)
 	changed := c != st.chunk || b != st.miniBatch
 	st.chunk, st.miniBatch = c, b
 	return changed, c, b, Time(pred * float64(time.Second))
@@ -183,6 +212,27 @@ func fitCost(h []costSample) (perSample, perStep float64) {
 		return 0, 0
 	}
 	return tt / n, 0
+}
+
+// medianWith returns the median of sorted xs with x added, without
+// building that list.
+func medianWith(xs []float64, x float64) float64 {
+	n := len(xs) + 1
+	// at returns the i-th smallest of xs and x.
+	at := func(i int) float64 {
+		k := sort.SearchFloat64s(xs, x) // x's place among xs
+		switch {
+		case i < k:
+			return xs[i]
+		case i == k:
+			return x
+		}
+		return xs[i-1]
+	}
+	if n%2 == 1 {
+		return at(n / 2)
+	}
+	return at(n/2-1) + 0.5*(at(n/2)-at(n/2-1))
 }
 
 // quantile returns the q-quantile of sorted xs by linear interpolation

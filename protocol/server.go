@@ -39,9 +39,12 @@ type Server struct {
 	depart  func(w WorkerID)
 
 	params  []float32
+	sent    []float32 // the copy of params at sentVersion that SendModel shares
 	agg     []float32 // running merge of updates (loss-aware and mean)
 	scratch []float32
 	version int64
+
+	sentVersion int64
 
 	lastLoss, bestLoss float64
 	sinceBest          int
@@ -197,8 +200,8 @@ func (s *Server) register(e Register) error {
 		return fmt.Errorf("server: worker %d is already registered", e.Worker)
 	}
 	s.workers[e.Worker] = &serverWorker{clock: s.minClock()}
-	s.ids = append(s.ids, e.Worker)
-	slices.Sort(s.ids)
+	i, _ := slices.BinarySearch(s.ids, e.Worker)
+	s.ids = slices.Insert(s.ids, i, e.Worker)
 	s.alloc.Add(e.Worker, e.MemoryBytes)
 	if s.started {
 		s.welcome(e.Worker)
@@ -236,7 +239,10 @@ func (s *Server) welcome(w WorkerID) {
 }
 
 func (s *Server) sendModel(w WorkerID) {
-	s.out = append(s.out, SendModel{To: w, Version: s.version, Params: slices.Clone(s.params)})
+	if s.sent == nil || s.sentVersion != s.version {
+		s.sent, s.sentVersion = slices.Clone(s.params), s.version
+	}
+	s.out = append(s.out, SendModel{To: w, Version: s.version, Params: s.sent})
 }
 
 func (s *Server) assign(w WorkerID, prefetch bool) {
@@ -257,7 +263,9 @@ func (s *Server) leave(w WorkerID) error {
 	s.disp.Release(w)
 	s.alloc.Remove(w)
 	delete(s.workers, w)
-	s.ids = slices.DeleteFunc(s.ids, func(id WorkerID) bool { return id == w })
+	if i, ok := slices.BinarySearch(s.ids, w); ok {
+		s.ids = slices.Delete(s.ids, i, i+1)
+	}
 	s.depart(w)
 	return nil
 }

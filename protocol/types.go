@@ -118,7 +118,10 @@ type (
 	SendModel struct {
 		To      WorkerID
 		Version int64
-		Params  []float32 // a copy the driver may keep
+		// Params is a copy of the global model, shared by every SendModel
+		// of this version (a fleet of 100,000 gets one copy, not 100,000):
+		// drivers may keep it but must not write it.
+		Params []float32
 	}
 	// Assign: send a unit of work to a worker. Prefetch is set when the
 	// worker is still busy with an earlier chunk.

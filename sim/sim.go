@@ -12,6 +12,7 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -139,12 +140,15 @@ type GatePoint struct {
 }
 
 type simWorker struct {
-	id          protocol.WorkerID
-	dev         Device
-	memory      int64
-	sm          *protocol.Worker
+	id     protocol.WorkerID
+	dev    Device
+	memory int64
+	sm     *protocol.Worker
+	// params is the worker's model: the server's shared copy of a version
+	// until the worker trains, then its own (own is set).
 	params      []float32
-	trainer     protocol.Trainer
+	own         bool
+	rng         *rand.Rand // the worker's shuffles
 	alive       bool
 	left        bool // for good: a pending restart must not bring it back
 	incarnation int
@@ -169,6 +173,7 @@ type simulation struct {
 	workers           []*simWorker
 	model             *nn.Model
 	trainer           *train.ChunkTrainer
+	grad              []float32 // every worker's gradient buffer: a result is consumed as it is made
 	fwdFLOPs          int64
 	faults            *rand.Rand
 
@@ -225,7 +230,7 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 		for range g.Count {
 			w := &simWorker{id: protocol.WorkerID(id), dev: g.Device,
 				memory:  int64(g.MemoryMB * (1 << 20)),
-				trainer: s.trainer.Worker(rand.New(rand.NewPCG(seed, uint64(id)+1)))}
+				rng:    rand.New(rand.NewPCG(seed, uint64(id)+1))}
 			s.workers = append(s.workers, w)
 			s.at(Time(g.JoinAtS*float64(time.Second)), func() { s.join(w) })
 			if g.LeaveAtS > 0 {
@@ -284,7 +289,7 @@ func (s *simulation) join(w *simWorker) {
 	}
 	w.sm, w.alive = sm, true
 	w.incarnation++
-	w.params = nil
+	w.params, w.own = nil, false
 	w.cpu = s.now
 	s.send(w, headerBytes, protocol.Register{Worker: w.id, MemoryBytes: w.memory, Cores: 1})
 }
@@ -341,16 +346,18 @@ func linkTime(bytes int64, mbps float64) Time {
 // send delivers a worker's message to the server: the worker's CPU
 // encodes it, the links carry it, and the server's CPU decodes it.
 func (s *simulation) send(w *simWorker, bytes int64, ev protocol.Event) {
-	depart := s.now
-	if cost := w.dev.msgCPU(bytes); cost > 0 {
-		depart = max(s.now, w.cpu) + cost
-		w.cpu = depart
-	}
 	decode := s.sc.PS.msgCPU(bytes)
-	s.at(depart, func() {
+	leave := func() {
 		arrive := s.transfer(w, true, bytes)
 		s.at(arrive, func() { s.toServer(ev, decode) })
-	})
+	}
+	cost := w.dev.msgCPU(bytes)
+	if cost == 0 {
+		leave()
+		return
+	}
+	w.cpu = max(s.now, w.cpu) + cost
+	s.at(w.cpu, leave)
 }
 
 // receive runs deliver once w's CPU has decoded a message of n bytes that
@@ -419,7 +426,7 @@ func (s *simulation) serverAction(a protocol.Action) {
 				}
 				s.receive(w, bytes, func() {
 					if w.alive && w.incarnation == inc {
-						w.params = a.Params
+						w.params, w.own = a.Params, false
 						s.toWorker(w, protocol.ModelArrived{Version: a.Version})
 					}
 				})
@@ -470,6 +477,39 @@ func (s *simulation) serverAction(a protocol.Action) {
 	}
 }
 
+// train prices w's work now and trains it when it comes due: a run that
+// ends first never pays for it. The work trains on the model the worker
+// holds now, as it would have at once.
+func (s *simulation) train(w *simWorker, work protocol.Work) {
+	samples, steps, flops := s.trainer.Cost(work)
+	dt := w.dev.computeTime(float64(flops), steps)
+	_, tested := protocol.SplitChunk(len(work.Chunk.Indices), work.HoldOut)
+	s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
+		Samples: samples, Tested: tested, Seconds: dt.Seconds()})
+	inc, base, own := w.incarnation, w.params, w.own
+	w.cpu = max(s.now, w.cpu) + dt
+	s.at(w.cpu, func() {
+		if !w.alive || w.incarnation != inc {
+			return
+		}
+		params := base
+		if !own { // the server's copy is shared: train a private one
+			params = slices.Clone(base)
+			if sameSlice(w.params, base) {
+				w.params, w.own = params, true
+			}
+		}
+		res := s.trainer.Chunk(params, work, w.rng, s.grad)
+		s.grad = res.Grad
+		s.toWorker(w, protocol.Trained{ChunkID: work.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
+			Samples: res.Samples, Steps: res.Steps, TrainTime: dt})
+	})
+}
+
+func sameSlice(a, b []float32) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
 // toWorker steps a worker and carries out its actions.
 func (s *simulation) toWorker(w *simWorker, ev protocol.Event) {
 	if err := w.sm.Step(ev); err != nil {
@@ -478,19 +518,7 @@ func (s *simulation) toWorker(w *simWorker, ev protocol.Event) {
 	for _, a := range w.sm.Ready() {
 		switch a := a.(type) {
 		case protocol.Train:
-			res, flops := w.trainer.Train(w.params, a.Work)
-			dt := w.dev.computeTime(float64(flops), res.Steps)
-			res.TrainTime = dt
-			_, tested := protocol.SplitChunk(len(a.Work.Chunk.Indices), a.Work.HoldOut)
-			s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
-				Samples: res.Samples, Tested: tested, Seconds: dt.Seconds()})
-			inc := w.incarnation
-			w.cpu = max(s.now, w.cpu) + dt
-			s.at(w.cpu, func() {
-				if w.alive && w.incarnation == inc {
-					s.toWorker(w, res)
-				}
-			})
+			s.train(w, a.Work)
 		case protocol.SendUpdate:
 			d := a.Update.Decision
 			s.trace.Gates = append(s.trace.Gates, GatePoint{T: s.now.Seconds(), Worker: int(w.id), Z: d.Z, Thres: d.Thres, Major: true})

@@ -53,6 +53,19 @@ func (w *workerTrainer) Train(params []float32, work protocol.Work) (protocol.Tr
 	return protocol.Trained{ChunkID: work.Chunk.ID, Grad: res.Grad, Loss: res.Loss, Samples: res.Samples, Steps: res.Steps}, res.FLOPs
 }
 
+// Cost returns what Chunk does for w without doing it: the samples and
+// optimizer steps over all epochs and the FLOPs of training and testing.
+// A simulator prices a chunk's time with it when the chunk starts, and
+// trains only when the chunk comes due.
+func (t *ChunkTrainer) Cost(w protocol.Work) (samples, steps int, flops int64) {
+	trainN, testN := protocol.SplitChunk(len(w.Chunk.Indices), w.HoldOut)
+	batch := max(1, min(w.MiniBatch, trainN))
+	samples = w.Epochs * trainN
+	steps = w.Epochs * ((trainN + batch - 1) / batch)
+	fwd, train := t.Model.FLOPs()
+	return samples, steps, int64(samples)*train + int64(testN)*fwd
+}
+
 // Chunk trains params in place on w, shuffling each epoch with rng. grad,
 // if long enough, receives the gradient sum (it is cleared first).
 func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, grad []float32) ChunkResult {
