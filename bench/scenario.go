@@ -75,6 +75,11 @@ func Scenario(c ScenarioConfig) ([]PolicyRuns, error) {
 	return out, nil
 }
 
+// threadsPerRun shares the cores among the runs going at once.
+func threadsPerRun(par, jobs int) int {
+	return max(1, runtime.NumCPU()/max(1, min(par, jobs)))
+}
+
 // job is one simulated run.
 type job struct {
 	settings protocol.Settings
@@ -99,7 +104,8 @@ func runJobs(env *sim.Env, jobs []job, par int, onDone func(policy string, r sim
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			res, tr, err := sim.Run(env, sim.Options{Settings: j.settings, Hyper: j.hyper, Seed: j.seed})
+			// The cores are shared out by run, so each run trains on one.
+			res, tr, err := sim.Run(env, sim.Options{Settings: j.settings, Hyper: j.hyper, Seed: j.seed, Threads: threadsPerRun(par, len(jobs))})
 			runs[i], errs[i] = Run{Result: res, Trace: tr, Hyper: j.hyper, Seed: j.seed}, err
 			if err == nil && onDone != nil {
 				onDone(j.settings.Policy, res)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"time"
 
@@ -144,26 +145,43 @@ type TuneResult struct {
 
 // Tune runs every point of policy's grid on every tuning seed, several at
 // once, and returns the points best first.
+//
+// A run is cut at tuneSlack times the best median time found so far (and
+// at TuneBudget): it cannot win then. A cut run's time was above tuneSlack
+// times the best, which only falls, so the cut never changes the winner;
+// it spares the hours a diverging point would otherwise train.
 func Tune(env *sim.Env, st protocol.Settings, policy string, seeds []uint64, parallel int) ([]TuneResult, error) {
 	grid, err := GridFor(policy)
 	if err != nil {
 		return nil, err
 	}
+	if parallel <= 0 {
+		parallel = runtime.NumCPU()
+	}
 	st.Policy = policy
-	st.MaxTime = TuneBudget
-	var jobs []job
-	for _, h := range grid {
-		for _, seed := range seeds {
-			jobs = append(jobs, job{settings: st, hyper: h, seed: seed})
-		}
-	}
-	runs, err := runJobs(env, jobs, parallel, nil)
-	if err != nil {
-		return nil, err
-	}
+	best := math.Inf(1)
 	var out []TuneResult
-	for i, h := range grid {
-		out = append(out, TuneResult{Hyper: h, Stats: Summarize(runs[i*len(seeds) : (i+1)*len(seeds)])})
+	for start := 0; start < len(grid); start += parallel {
+		wave := grid[start:min(start+parallel, len(grid))]
+		st.MaxTime = TuneBudget
+		if !math.IsInf(best, 1) {
+			st.MaxTime = min(TuneBudget, time.Duration(tuneSlack*best*float64(time.Second)))
+		}
+		var jobs []job
+		for _, h := range wave {
+			for _, seed := range seeds {
+				jobs = append(jobs, job{settings: st, hyper: h, seed: seed})
+			}
+		}
+		runs, err := runJobs(env, jobs, parallel, nil)
+		if err != nil {
+			return nil, err
+		}
+		for i, h := range wave {
+			r := TuneResult{Hyper: h, Stats: Summarize(runs[i*len(seeds) : (i+1)*len(seeds)])}
+			best = min(best, r.Stats.Time.Median)
+			out = append(out, r)
+		}
 	}
 	slices.SortStableFunc(out, func(a, b TuneResult) int {
 		switch {
@@ -176,6 +194,10 @@ func Tune(env *sim.Env, st protocol.Settings, policy string, seeds []uint64, par
 	})
 	return out, nil
 }
+
+// tuneSlack is how many times the best median time so far a tuning run
+// may take before it is cut.
+const tuneSlack = 3
 
 // OnEdge returns the axes on which h sits at the first or last value of
 // policy's grid: there the grid should be widened.

@@ -12,7 +12,7 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
+	"runtime"
 	"strings"
 	"time"
 
@@ -71,6 +71,9 @@ type Options struct {
 	// Seed overrides the scenario's seed when not zero (tuning runs use a
 	// separate seed).
 	Seed uint64
+	// Threads is how many chunks train at once (0: GOMAXPROCS). Results do
+	// not depend on it.
+	Threads int
 }
 
 // Result is one run's outcome; the JSON field names are a contract.
@@ -148,7 +151,6 @@ type simWorker struct {
 	// until the worker trains, then its own (own is set).
 	params      []float32
 	own         bool
-	rng         *rand.Rand // the worker's shuffles
 	alive       bool
 	left        bool // for good: a pending restart must not bring it back
 	incarnation int
@@ -172,8 +174,10 @@ type simulation struct {
 	psCPU, psUp, psDn Time
 	workers           []*simWorker
 	model             *nn.Model
-	trainer           *train.ChunkTrainer
-	grad              []float32 // every worker's gradient buffer: a result is consumed as it is made
+	cost              *train.ChunkTrainer // prices work
+	pool              *trainPool
+	jobs              int64 // chunk jobs started
+	seed              uint64
 	fwdFLOPs          int64
 	faults            *rand.Rand
 
@@ -217,7 +221,15 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	s := &simulation{env: env, sc: sc, opts: opts, model: m, target: harness.Target{Accuracy: sc.TargetAccuracy},
 		faults: rand.New(rand.NewPCG(seed, 0x6661756c74))} // "fault"
 	s.fwdFLOPs, _ = m.FLOPs()
-	s.trainer = &train.ChunkTrainer{Model: m, Data: env.Train, LR: opts.Hyper.LocalLR}
+	s.cost = &train.ChunkTrainer{Model: m, Data: env.Train, LR: opts.Hyper.LocalLR}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	if s.pool, err = newTrainPool(env, opts.Hyper.LocalLR, threads); err != nil {
+		return nil, err
+	}
+	s.seed = seed
 	init := append([]float32(nil), m.Params()...)
 	s.server, err = harness.NewServer(st, init, env.Train.Len(), harness.Validator{Model: m, Val: env.Val}, seed)
 	if err != nil {
@@ -229,8 +241,8 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	for _, g := range sc.Workers {
 		for range g.Count {
 			w := &simWorker{id: protocol.WorkerID(id), dev: g.Device,
-				memory:  int64(g.MemoryMB * (1 << 20)),
-				rng:    rand.New(rand.NewPCG(seed, uint64(id)+1))}
+				memory: int64(g.MemoryMB * (1 << 20)),
+			}
 			s.workers = append(s.workers, w)
 			s.at(Time(g.JoinAtS*float64(time.Second)), func() { s.join(w) })
 			if g.LeaveAtS > 0 {
@@ -477,33 +489,37 @@ func (s *simulation) serverAction(a protocol.Action) {
 	}
 }
 
-// train prices w's work now and trains it when it comes due: a run that
-// ends first never pays for it. The work trains on the model the worker
-// holds now, as it would have at once.
+// train prices w's work now and schedules its training for when it comes
+// due (see chunkJob). The work trains on the model the worker holds now,
+// with shuffles seeded by the run's seed and the job's number.
 func (s *simulation) train(w *simWorker, work protocol.Work) {
-	samples, steps, flops := s.trainer.Cost(work)
+	samples, steps, flops := s.cost.Cost(work)
 	dt := w.dev.computeTime(float64(flops), steps)
 	_, tested := protocol.SplitChunk(len(work.Chunk.Indices), work.HoldOut)
 	s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
 		Samples: samples, Tested: tested, Seconds: dt.Seconds()})
-	inc, base, own := w.incarnation, w.params, w.own
 	w.cpu = max(s.now, w.cpu) + dt
-	s.at(w.cpu, func() {
-		if !w.alive || w.incarnation != inc {
-			return
-		}
-		params := base
-		if !own { // the server's copy is shared: train a private one
-			params = slices.Clone(base)
-			if sameSlice(w.params, base) {
-				w.params, w.own = params, true
-			}
-		}
-		res := s.trainer.Chunk(params, work, w.rng, s.grad)
-		s.grad = res.Grad
-		s.toWorker(w, protocol.Trained{ChunkID: work.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
-			Samples: res.Samples, Steps: res.Steps, TrainTime: dt})
-	})
+	s.jobs++
+	j := &chunkJob{w: w, work: work, inc: w.incarnation, base: w.params, own: w.own, seed: s.seed, due: w.cpu, seq: s.jobs}
+	s.pool.add(j)
+	s.at(j.due, func() { s.finish(j, dt) })
+}
+
+// finish steps a due chunk's result into its worker.
+func (s *simulation) finish(j *chunkJob, dt Time) {
+	w := j.w
+	if !j.live() {
+		s.pool.drop(j)
+		return
+	}
+	s.pool.train(j)
+	if !j.own && sameSlice(w.params, j.base) {
+		w.params, w.own = j.params, true
+	}
+	res := j.res
+	s.toWorker(w, protocol.Trained{ChunkID: j.work.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
+		Samples: res.Samples, Steps: res.Steps, TrainTime: dt})
+	s.pool.release(j) // the worker has summed the gradient
 }
 
 func sameSlice(a, b []float32) bool {

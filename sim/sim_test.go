@@ -43,8 +43,16 @@ func TestRunIsDeterministicAndLearns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The same run on one core and on four: chunks train on any core
+			// in any order, and nothing changes.
+			opts.Threads = 1
 			b, tb, _ := Run(env, opts)
-			a.WallSeconds, b.WallSeconds = 0, 0
+			opts.Threads = 4
+			c, _, _ := Run(env, opts)
+			a.WallSeconds, b.WallSeconds, c.WallSeconds = 0, 0, 0
+			if jc, _ := json.Marshal(c); string(jc) != mustJSON(a) {
+				t.Fatalf("1 thread and 4 threads differ:\n%s\n%s", mustJSON(a), jc)
+			}
 			ja, _ := json.Marshal(a)
 			jb, _ := json.Marshal(b)
 			if string(ja) != string(jb) || len(ta.Points) != len(tb.Points) {
@@ -259,4 +267,12 @@ func TestScenarioNamesBadCost(t *testing.T) {
 	if err == nil || err.Error() != "workers[0] (pi).msg_cpu_ms = -1, want >= 0" {
 		t.Fatalf("%v", err)
 	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
