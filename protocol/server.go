@@ -199,7 +199,13 @@ func (s *Server) register(e Register) error {
 	if _, ok := s.workers[e.Worker]; ok {
 		return fmt.Errorf("server: worker %d is already registered", e.Worker)
 	}
-	s.workers[e.Worker] = &serverWorker{clock: s.minClock()}
+	st := &serverWorker{}
+	if s.p.Sync == StaleSync {
+		// A newcomer starts level with the slowest, not behind everyone.
+		// (O(workers): only SSP keeps clocks.)
+		st.clock = s.minClock()
+	}
+	s.workers[e.Worker] = st
 	i, _ := slices.BinarySearch(s.ids, e.Worker)
 	s.ids = slices.Insert(s.ids, i, e.Worker)
 	s.alloc.Add(e.Worker, e.MemoryBytes)
