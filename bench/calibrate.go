@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -66,16 +65,7 @@ func Calibrate(c CalibrateConfig) (Calibration, error) {
 	m.Init(1)
 	_, trainFLOPs := m.FLOPs()
 	cal := Calibration{Model: c.Model, TrainFLOPs: trainFLOPs, TransportProbed: c.RoundTrip != nil}
-	maxB := slices.Max(c.Batches)
-	rng := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, maxB*784)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
-	y := make([]int32, maxB)
-	for i := range y {
-		y[i] = int32(rng.IntN(10))
-	}
+	x, y := randomBatch(slices.Max(c.Batches))
 	for _, b := range c.Batches {
 		step := func() {
 			m.Backprop(x[:b*784], y[:b], b)

@@ -50,15 +50,7 @@ func Engine(c EngineConfig) (EngineResult, error) {
 		return EngineResult{}, err
 	}
 	m.Init(1)
-	rng := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, c.Batch*784)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
-	y := make([]int32, c.Batch)
-	for i := range y {
-		y[i] = int32(rng.IntN(10))
-	}
+	x, y := randomBatch(c.Batch)
 	opt := &nn.SGD{Rate: 0.01}
 	step := func() {
 		m.Backprop(x, y, c.Batch)
@@ -106,4 +98,19 @@ func runPeer(c EngineConfig) (float64, error) {
 func lastLine(b []byte) string {
 	s := strings.TrimRight(string(b), "\n")
 	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// randomBatch returns n seeded random Fashion-MNIST-shaped samples and
+// labels: the engine's speed does not depend on the values.
+func randomBatch(n int) ([]float32, []int32) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, n*784)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	y := make([]int32, n)
+	for i := range y {
+		y[i] = int32(rng.IntN(10))
+	}
+	return x, y
 }

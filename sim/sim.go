@@ -363,25 +363,25 @@ func (s *simulation) send(w *simWorker, bytes int64, ev protocol.Event) {
 		arrive := s.transfer(w, true, bytes)
 		s.at(arrive, func() { s.toServer(ev, decode) })
 	}
-	cost := w.dev.msgCPU(bytes)
-	if cost == 0 {
-		leave()
-		return
-	}
-	w.cpu = max(s.now, w.cpu) + cost
-	s.at(w.cpu, leave)
+	s.onCPU(w, w.dev.msgCPU(bytes), leave)
 }
 
 // receive runs deliver once w's CPU has decoded a message of n bytes that
 // arrives now.
 func (s *simulation) receive(w *simWorker, n int64, deliver func()) {
-	cost := w.dev.msgCPU(n)
+	s.onCPU(w, w.dev.msgCPU(n), deliver)
+}
+
+// onCPU runs fn once w's CPU has spent cost after the work it has queued;
+// at once when cost is zero, so devices without message costs run
+// exactly as before they existed.
+func (s *simulation) onCPU(w *simWorker, cost Time, fn func()) {
 	if cost == 0 {
-		deliver()
+		fn()
 		return
 	}
 	w.cpu = max(s.now, w.cpu) + cost
-	s.at(w.cpu, deliver)
+	s.at(w.cpu, fn)
 }
 
 // toServer steps the server once its CPU is free, after decode of CPU
