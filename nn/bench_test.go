@@ -37,9 +37,10 @@ func benchStep(b *testing.B, model string, batch int) {
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
 }
 
-func BenchmarkTrainStepMLP16(b *testing.B) { benchStep(b, "mlp", 16) }
-func BenchmarkTrainStepMLP64(b *testing.B) { benchStep(b, "mlp", 64) }
-func BenchmarkTrainStepCNN16(b *testing.B) { benchStep(b, "cnn", 16) }
+func BenchmarkTrainStepLogreg16(b *testing.B) { benchStep(b, "logreg", 16) }
+func BenchmarkTrainStepMLP16(b *testing.B)    { benchStep(b, "mlp", 16) }
+func BenchmarkTrainStepMLP64(b *testing.B)    { benchStep(b, "mlp", 64) }
+func BenchmarkTrainStepCNN16(b *testing.B)    { benchStep(b, "cnn", 16) }
 
 // benchLayer measures forward + backward of one layer.
 func benchLayer(b *testing.B, l Layer, in Shape, batch int) {
