@@ -68,7 +68,11 @@ func gemmOn(buf *gemmBuf, g *gemmArgs) {
 	if g.m == 0 || g.n == 0 {
 		return
 	}
-	if haveKernel && g.tb && !g.ta && 4*g.m <= g.n {
+	// One transposed operand and a short side: computing Cᵀ reads the
+	// large operand in place (see transposedGemm). A·Bᵀ with a short A is
+	// the input gradient of a dense layer, Aᵀ·B with a narrow B its weight
+	// gradient when the layer has few outputs (logistic regression's 10).
+	if haveKernel && g.ta != g.tb && ((g.tb && 4*g.m <= g.n) || (g.ta && g.n <= nr && 4*g.n <= g.m)) {
 		transposedGemm(buf, g)
 		return
 	}
@@ -135,13 +139,13 @@ type gemmBuf struct {
 }
 
 // transposedGemm computes C = A·Bᵀ for a short A (few rows, e.g. a
-// mini-batch) as Cᵀ = B·Aᵀ: B, the large operand, is then read in place
-// instead of being packed transposed on every call, and only the small Aᵀ
-// and the m×n result are shuffled.
+// mini-batch) as Cᵀ = B·Aᵀ, and C = Aᵀ·B for a narrow B as Cᵀ = Bᵀ·A: the
+// large operand is then read in place instead of being packed transposed
+// on every call, and only the small one and the m×n result are shuffled.
 func transposedGemm(buf *gemmBuf, g *gemmArgs) {
 	m, n := g.m, g.n
 	buf.t = grow(buf.t, m*n)
-	t := gemmArgs{tb: true, m: n, n: m, k: g.k, a: g.b, lda: g.ldb, b: g.a, ldb: g.lda, c: buf.t, ldc: m}
+	t := gemmArgs{ta: !g.tb, tb: !g.ta, m: n, n: m, k: g.k, a: g.b, lda: g.ldb, b: g.a, ldb: g.lda, c: buf.t, ldc: m}
 	serialGemm(&t, buf)
 	for i := 0; i < m; i++ {
 		row := g.c[i*g.ldc : i*g.ldc+n]

@@ -25,7 +25,7 @@ func TestGemmMatchesGonum(t *testing.T) {
 		}
 		return s
 	}
-	shapes := [][3]int{{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {16, 128, 784}, {13, 300, 600}, {100, 33, 257}, {64, 800, 40}}
+	shapes := [][3]int{{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {16, 128, 784}, {13, 300, 600}, {100, 33, 257}, {64, 800, 40}, {784, 10, 16}, {300, 7, 5}}
 	for _, procs := range []int{1, 2} {
 		old := runtime.GOMAXPROCS(procs)
 		for _, sh := range shapes {
