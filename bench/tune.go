@@ -185,7 +185,7 @@ func Tune(env *sim.Env, st protocol.Settings, policy string, seeds []uint64, par
 			r := TuneResult{Hyper: h, Stats: Summarize(runs[i*len(seeds) : (i+1)*len(seeds)])}
 			best = min(best, r.Stats.Time.Median)
 			out = append(out, r)
-			slog.Debug("tuning point", "policy", policy, "point", len(out), "of", len(grid), "hyper", h,
+			slog.Info("tuning point", "policy", policy, "point", len(out), "of", len(grid), "hyper", h,
 				"median_time_s", r.Stats.Time.Median, "reached", r.Stats.Reached, "cut_at_s", st.MaxTime.Seconds())
 		}
 	}
