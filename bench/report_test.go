@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -142,5 +143,34 @@ func TestBetter(t *testing.T) {
 	worse := Summarize([]Run{{Result: sim.Result{BestAccuracy: 0.8}}})
 	if !Better(miss, worse) {
 		t.Fatal("between misses, higher accuracy wins")
+	}
+}
+
+// Tuning one policy again keeps the others' values; a table from other
+// seeds is not merged into.
+func TestWriteTunedMerges(t *testing.T) {
+	path := t.TempDir() + "/tuned.json"
+	base := harness.TunedTable{Commands: []string{"a"}, Scenarios: []string{"edge-8"}, Seeds: []uint64{1001},
+		Policies: map[string]harness.Hyper{"hermes": {LocalLR: 0.02, ServerLR: 0.005, Epochs: 5}, "bsp": {LocalLR: 0.02, ServerLR: 0.2, MiniBatch: 16}}}
+	if err := WriteTuned(path, base); err != nil {
+		t.Fatal(err)
+	}
+	again := harness.TunedTable{Commands: []string{"b"}, Scenarios: []string{"edge-8"}, Seeds: []uint64{1001},
+		Policies: map[string]harness.Hyper{"hermes": {LocalLR: 0.05, ServerLR: 0.01, Epochs: 5}}}
+	if err := WriteTuned(path, again); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	got, err := harness.ParseTuned(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Policies["hermes"].LocalLR != 0.05 || got.Policies["bsp"].ServerLR != 0.2 || strings.Join(got.Commands, ",") != "a,b" {
+		t.Fatalf("%+v", got)
+	}
+	other := again
+	other.Seeds = []uint64{7}
+	if err := WriteTuned(path, other); err == nil || !strings.Contains(err.Error(), "write a new file") {
+		t.Fatalf("merged a table from other seeds: %v", err)
 	}
 }

@@ -18,6 +18,9 @@ type Interval struct {
 type Stats struct {
 	Runs, Reached int
 	Time, Bytes   Interval
+	// MeanTime is the mean time to target, +Inf if any run missed: it
+	// breaks ties between equal medians in tuning.
+	MeanTime float64
 	// Medians over the runs; updates to target counts a miss as +Inf.
 	Updates, FinalAccuracy, BestAccuracy, VirtualSeconds float64
 }
@@ -40,6 +43,9 @@ func Summarize(runs []Run) Stats {
 		final, best, virt = append(final, res.FinalAccuracy), append(best, res.BestAccuracy), append(virt, res.VirtualSeconds)
 	}
 	s.Time, s.Bytes = Bootstrap(times, 1), Bootstrap(bytes, 2)
+	for _, t := range times {
+		s.MeanTime += t / float64(len(times))
+	}
 	s.Updates, s.FinalAccuracy, s.BestAccuracy, s.VirtualSeconds = Median(updates), Median(final), Median(best), Median(virt)
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"runtime"
 	"slices"
 	"time"
@@ -128,12 +129,16 @@ func AxisValue(h harness.Hyper, name string) float64 {
 }
 
 // Better reports whether a beats b in tuning: a lower median time to
-// target (a missed target counts as infinitely slow), or at equal median
-// times (both missed), a higher median best accuracy.
+// target (a missed target counts as infinitely slow); at equal medians
+// (two points can reach the target at the same event of the median seed),
+// a lower mean time; at equal means (both missed), a higher median best
+// accuracy.
 func Better(a, b Stats) bool {
-	at, bt := a.Time.Median, b.Time.Median
-	if at != bt {
-		return at < bt
+	if a.Time.Median != b.Time.Median {
+		return a.Time.Median < b.Time.Median
+	}
+	if a.MeanTime != b.MeanTime {
+		return a.MeanTime < b.MeanTime
 	}
 	return a.BestAccuracy > b.BestAccuracy
 }
@@ -253,8 +258,25 @@ func InGrid(policy string, h harness.Hyper) bool {
 }
 
 // WriteTuned writes a tuned table as JSON, replacing path only once the
-// whole table is written.
+// whole table is written. The policies of a table already at path that t
+// does not tune are kept, so that one policy can be tuned again alone.
 func WriteTuned(path string, t harness.TunedTable) error {
+	if old, err := os.ReadFile(path); err == nil {
+		prev, err := harness.ParseTuned(old)
+		if err != nil {
+			return fmt.Errorf("tuned table %s: %w", path, err)
+		}
+		for p, h := range prev.Policies {
+			if _, ok := t.Policies[p]; !ok {
+				t.Policies[p] = h
+			}
+		}
+		if !slices.Equal(prev.Seeds, t.Seeds) || !slices.Equal(prev.Scenarios, t.Scenarios) {
+			return fmt.Errorf("tuned table %s was tuned on %v, seeds %v; this run on %v, seeds %v: write a new file",
+				path, prev.Scenarios, prev.Seeds, t.Scenarios, t.Seeds)
+		}
+		t.Commands = append(prev.Commands, t.Commands...)
+	}
 	b, err := json.MarshalIndent(t, "", " ")
 	if err != nil {
 		return err

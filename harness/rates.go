@@ -37,7 +37,7 @@ func (h Hyper) Apply(st *protocol.Settings) {
 // policy's best grid point, chosen by median over tuning seeds that the
 // reported figures never use.
 type TunedTable struct {
-	Command   string           `json:"command"`
+	Commands  []string         `json:"commands"` // that made it, in order
 	Scenarios []string         `json:"scenarios"`
 	Seeds     []uint64         `json:"seeds"`
 	Policies  map[string]Hyper `json:"policies"`

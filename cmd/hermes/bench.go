@@ -110,7 +110,7 @@ func runTune(env *sim.Env, st protocol.Settings, names []string, parallel int, w
 		}
 	}
 	table := harness.TunedTable{
-		Command:   "hermes bench --scenario " + env.Scenario.Name + " --tune --policies " + strings.Join(tuned, ","),
+		Commands:  []string{"hermes bench --scenario " + env.Scenario.Name + " --tune --policies " + strings.Join(tuned, ",")},
 		Scenarios: []string{env.Scenario.Name}, Seeds: bench.TuneSeeds, Policies: map[string]harness.Hyper{},
 	}
 	for _, p := range tuned {
