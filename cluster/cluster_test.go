@@ -647,3 +647,31 @@ func TestJoinsAndNamesBounded(t *testing.T) {
 		t.Fatal("a name that never joined has a log file")
 	}
 }
+
+// The chunk-training baselines run over the network as in simulation: the
+// server buffers (fedbuff) or mixes at once (fedasync), and the run
+// reaches the target.
+func TestFedBuffAndFedAsyncEndToEnd(t *testing.T) {
+	for _, policy := range []string{"fedbuff", "fedasync"} {
+		t.Run(policy, func(t *testing.T) {
+			net := newFixtureNet()
+			ps := startFixturePS(t, func(c *PSConfig) {
+				c.Settings.Policy, c.Settings.MinWorkers, c.Target = policy, 3, 0.7
+				c.Settings.ServerLR, c.Settings.Epochs, c.Settings.Buffer = 0.05, 1, 2
+				net.server(c)
+			})
+			var workers []WorkerConfig
+			for _, name := range []string{"a", "b", "c"} {
+				workers = append(workers, net.worker(WorkerConfig{Name: name, Memory: 1 << 30, Cores: 1}))
+			}
+			sum := runWorkers(t, ps, workers...)
+			if !sum.ReachedTarget || sum.UpdatesTotal < 2 {
+				t.Fatalf("summary %+v", sum)
+			}
+			// FedBuff moves the model once per two updates.
+			if policy == "fedbuff" && sum.Version > (sum.UpdatesTotal+1)/2 {
+				t.Fatalf("%d updates made %d versions with a buffer of 2", sum.UpdatesTotal, sum.Version)
+			}
+		})
+	}
+}
