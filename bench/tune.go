@@ -31,8 +31,8 @@ type Axis struct {
 // model, search the server rate on a finer axis and the mini-batch.
 var Grids = map[string][]Axis{
 	"hermes": {
-		{"local_lr", []float64{0.01, 0.02, 0.05}},
-		{"server_lr", []float64{0.002, 0.005, 0.01}},
+		{"local_lr", []float64{0.02, 0.05, 0.1}},
+		{"server_lr", []float64{0.005, 0.01, 0.02}},
 		{"epochs", []float64{2, 5, 10}},
 	},
 	"localsgd": {
