@@ -42,8 +42,19 @@ func writePlots(dir string, sc *sim.Scenario, prs []PolicyRuns) ([]plotFile, err
 	logAxis(&acc.X)
 	logAxis(&bytes.X)
 	logAxis(&bytes.Y)
+	var all []Run
+	for _, pr := range prs {
+		all = append(all, pr.Runs...)
+	}
+	// One time grid for all, from the first evaluation of any run; each
+	// policy's curve ends with its last run.
+	grid := timeGrid(all)
 	for i, pr := range prs {
-		grid := timeGrid(pr.Runs)
+		end := 0.0
+		for _, r := range pr.Runs {
+			end = max(end, r.Trace.Points[len(r.Trace.Points)-1].T)
+		}
+		grid := grid[:sort.SearchFloat64s(grid, end*(1+1e-9))]
 		if err := addBand(acc, pr.Policy, grid, pr.Runs, func(p sim.Point) float64 { return p.Accuracy }, i); err != nil {
 			return nil, err
 		}

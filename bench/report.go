@@ -85,7 +85,10 @@ func fmtNum(v float64, prec int) string {
 
 func fmtHyper(h harness.Hyper) string {
 	s := fmt.Sprintf("local %g, server %g", h.LocalLR, h.ServerLR)
-	if h.Epochs > 0 {
+	switch {
+	case h.Epochs == 1:
+		s += ", 1 epoch"
+	case h.Epochs > 1:
 		s += fmt.Sprintf(", %d epochs", h.Epochs)
 	}
 	if h.MiniBatch > 0 {
