@@ -32,12 +32,12 @@ type Axis struct {
 var Grids = map[string][]Axis{
 	"hermes": {
 		{"local_lr", []float64{0.02, 0.05, 0.1}},
-		{"server_lr", []float64{0.005, 0.01, 0.02}},
+		{"server_lr", []float64{0.01, 0.02, 0.05}},
 		{"epochs", []float64{2, 5, 10}},
 	},
 	"localsgd": {
-		{"local_lr", []float64{0.02, 0.05, 0.1}},
-		{"server_lr", []float64{0.02, 0.05, 0.1}},
+		{"local_lr", []float64{0.05, 0.1, 0.2}},
+		{"server_lr", []float64{0.05, 0.1, 0.2}},
 		{"epochs", []float64{1, 2, 5}},
 	},
 	"fedbuff": {
