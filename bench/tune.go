@@ -43,7 +43,7 @@ var Grids = map[string][]Axis{
 	"fedbuff": {
 		{"local_lr", []float64{0.02, 0.05, 0.1}},
 		{"server_lr", []float64{0.02, 0.05, 0.1}},
-		{"epochs", []float64{1, 2, 5}},
+		{"epochs", []float64{2, 5, 10}},
 	},
 	"fedasync": {
 		{"local_lr", []float64{0.02, 0.05, 0.1}},
