@@ -46,9 +46,9 @@ var Grids = map[string][]Axis{
 		{"epochs", []float64{2, 5, 10}},
 	},
 	"fedasync": {
-		{"local_lr", []float64{0.02, 0.05, 0.1}},
-		{"server_lr", []float64{0.01, 0.02, 0.05}},
-		{"epochs", []float64{1, 2, 5}},
+		{"local_lr", []float64{0.05, 0.1, 0.2}},
+		{"server_lr", []float64{0.02, 0.05, 0.1}},
+		{"epochs", []float64{2, 5, 10}},
 	},
 	"asp": {
 		{"server_lr", []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
