@@ -52,15 +52,15 @@ var Grids = map[string][]Axis{
 	},
 	"asp": {
 		{"server_lr", []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
-		{"mini_batch", []float64{8, 16, 32}},
+		{"mini_batch", []float64{16, 32, 64}},
 	},
 	"ssp": {
 		{"server_lr", []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
-		{"mini_batch", []float64{8, 16, 32}},
+		{"mini_batch", []float64{16, 32, 64}},
 	},
 	"bsp": {
 		{"server_lr", []float64{0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2}},
-		{"mini_batch", []float64{8, 16, 32}},
+		{"mini_batch", []float64{16, 32, 64}},
 	},
 }
 
