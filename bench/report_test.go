@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/hermes-go/hermes/harness"
+	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/sim"
 )
 
@@ -105,7 +107,14 @@ func TestGridsAreEqual(t *testing.T) {
 			if len(a.Values) < 3 {
 				t.Errorf("%s.%s: %v has no interior", p, a.Name, a.Values)
 			}
+			if a.Max != 0 && slices.Max(a.Values) > a.Max {
+				t.Errorf("%s.%s: %v passes its limit %v", p, a.Name, a.Values, a.Max)
+			}
 		}
+	}
+	// The mini-batch limit is the one the Hermes allocator has.
+	if maxMiniBatch != slices.Max(protocol.Defaults().MiniBatches) {
+		t.Errorf("mini-batch limit %d, allocator's largest %d", maxMiniBatch, slices.Max(protocol.Defaults().MiniBatches))
 	}
 	if _, err := GridFor("hermes-mean"); err == nil {
 		t.Error("an ablation has a grid of its own")

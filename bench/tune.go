@@ -22,7 +22,17 @@ import (
 type Axis struct {
 	Name   string // local_lr, server_lr, epochs or mini_batch
 	Values []float64
+	// Max, when not 0, is the largest value the policy may take at all:
+	// a best value there is at the limit of the method, not of the grid.
+	Max float64
 }
+
+// maxMiniBatch bounds every policy's mini-batch: the largest the Hermes
+// allocator may choose (protocol.Defaults().MiniBatches). Larger
+// mini-batches keep helping the one-step policies, which send a message
+// per mini-batch; past 64 they stop being the classic one-step baselines
+// and become chunk training, which localsgd, fedbuff and fedasync are.
+const maxMiniBatch = 64
 
 // Grids are the search spaces of the tuned policies. Every policy gets
 // the same number of points (27): the policies that train chunks locally
@@ -31,36 +41,36 @@ type Axis struct {
 // model, search the server rate on a finer axis and the mini-batch.
 var Grids = map[string][]Axis{
 	"hermes": {
-		{"local_lr", []float64{0.02, 0.05, 0.1}},
-		{"server_lr", []float64{0.01, 0.02, 0.05}},
-		{"epochs", []float64{2, 5, 10}},
+		{Name: "local_lr", Values: []float64{0.02, 0.05, 0.1}},
+		{Name: "server_lr", Values: []float64{0.01, 0.02, 0.05}},
+		{Name: "epochs", Values: []float64{2, 5, 10}},
 	},
 	"localsgd": {
-		{"local_lr", []float64{0.05, 0.1, 0.2}},
-		{"server_lr", []float64{0.05, 0.1, 0.2}},
-		{"epochs", []float64{1, 2, 5}},
+		{Name: "local_lr", Values: []float64{0.05, 0.1, 0.2}},
+		{Name: "server_lr", Values: []float64{0.05, 0.1, 0.2}},
+		{Name: "epochs", Values: []float64{1, 2, 5}},
 	},
 	"fedbuff": {
-		{"local_lr", []float64{0.02, 0.05, 0.1}},
-		{"server_lr", []float64{0.02, 0.05, 0.1}},
-		{"epochs", []float64{2, 5, 10}},
+		{Name: "local_lr", Values: []float64{0.02, 0.05, 0.1}},
+		{Name: "server_lr", Values: []float64{0.02, 0.05, 0.1}},
+		{Name: "epochs", Values: []float64{2, 5, 10}},
 	},
 	"fedasync": {
-		{"local_lr", []float64{0.05, 0.1, 0.2}},
-		{"server_lr", []float64{0.02, 0.05, 0.1}},
-		{"epochs", []float64{2, 5, 10}},
+		{Name: "local_lr", Values: []float64{0.05, 0.1, 0.2}},
+		{Name: "server_lr", Values: []float64{0.02, 0.05, 0.1}},
+		{Name: "epochs", Values: []float64{2, 5, 10}},
 	},
 	"asp": {
-		{"server_lr", []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
-		{"mini_batch", []float64{16, 32, 64}},
+		{Name: "server_lr", Values: []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
+		{Name: "mini_batch", Values: []float64{16, 32, 64}, Max: maxMiniBatch},
 	},
 	"ssp": {
-		{"server_lr", []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
-		{"mini_batch", []float64{16, 32, 64}},
+		{Name: "server_lr", Values: []float64{0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}},
+		{Name: "mini_batch", Values: []float64{16, 32, 64}, Max: maxMiniBatch},
 	},
 	"bsp": {
-		{"server_lr", []float64{0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2}},
-		{"mini_batch", []float64{16, 32, 64}},
+		{Name: "server_lr", Values: []float64{0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2}},
+		{Name: "mini_batch", Values: []float64{16, 32, 64}, Max: maxMiniBatch},
 	},
 }
 
@@ -234,11 +244,15 @@ func abs(x int) int {
 const tuneSlack = 2
 
 // OnEdge returns the axes on which h sits at the first or last value of
-// policy's grid: there the grid should be widened.
+// policy's grid, short of the axis's Max: there the grid should be
+// widened.
 func OnEdge(policy string, h harness.Hyper) []string {
 	var edges []string
 	for _, a := range Grids[policy] {
 		v := AxisValue(h, a.Name)
+		if v == a.Max {
+			continue
+		}
 		if v == a.Values[0] || v == a.Values[len(a.Values)-1] {
 			edges = append(edges, a.Name)
 		}

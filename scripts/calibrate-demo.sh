@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# calibrate-demo.sh measures this machine with `hermes calibrate` and writes
+# scenarios/demo-4.json: what `hermes demo` runs (four workers slowed 1, 2,
+# 4 and 8 times, and the server, on this machine over loopback) as a
+# simulation. A worker slowed s times sleeps (s-1) times its training time,
+# so its FLOP rate is divided by s and its step overhead multiplied by s;
+# message costs are the machine's, unslowed. Run from the repository root
+# after `make build`, on an otherwise idle machine.
+set -euo pipefail
+cal=$(./hermes calibrate --model mlp --json | tail -1)
+cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+jq --arg cpu "$cpu" '.device as $d | {
+	name: "demo-4",
+	description: ("What `hermes demo` runs, as a simulation: four workers slowed down 1, 2, 4 and 8 times and the server, on one machine over loopback; Fashion-MNIST MLP to 85% test accuracy. Device costs measured by `hermes calibrate` (scripts/calibrate-demo.sh) on " + $cpu + ": " + ($d.gflops|tostring) + " GFLOP/s, " + ($d.step_overhead_ms|tostring) + " ms per step, " + ($d.msg_cpu_ms|tostring) + " ms + " + ($d.msg_cpu_ns_per_byte|tostring) + " ns/byte per message end."),
+	dataset: "fashion-mnist", model: "mlp", target_accuracy: 0.85, time_budget_s: 1800, seed: 1,
+	ps: {gflops: $d.gflops, bandwidth_mbps: 8000, latency_ms: 0.05, msg_cpu_ms: $d.msg_cpu_ms, msg_cpu_ns_per_byte: $d.msg_cpu_ns_per_byte},
+	workers: [1, 2, 4, 8] | map(. as $s | {name: "x\($s)", count: 1, gflops: ($d.gflops / $s), bandwidth_mbps: 8000, latency_ms: 0.05,
+		step_overhead_ms: ($d.step_overhead_ms * $s), msg_cpu_ms: $d.msg_cpu_ms, msg_cpu_ns_per_byte: $d.msg_cpu_ns_per_byte})
+}' <<<"$cal" >scenarios/demo-4.json
+echo "wrote scenarios/demo-4.json"
