@@ -218,9 +218,9 @@ func fitCost(h []costSample) (perSample, perStep float64) {
 // building that list.
 func medianWith(xs []float64, x float64) float64 {
 	n := len(xs) + 1
+	k := sort.SearchFloat64s(xs, x) // x's place among xs
 	// at returns the i-th smallest of xs and x.
 	at := func(i int) float64 {
-		k := sort.SearchFloat64s(xs, x) // x's place among xs
 		switch {
 		case i < k:
 			return xs[i]

@@ -59,13 +59,10 @@ type Server struct {
 	workers map[WorkerID]*serverWorker
 	ids     []WorkerID // sorted, so that every loop is deterministic
 
-	roundSum     []float32   // sync: sum of this round's updates
+	roundSum     []float32   // sync and Buffered: sum of this round's (buffer's) updates
 	roundUpdates [][]float32 // sync with a robust Aggregate: this round's updates
 	roundFrom    []WorkerID
 	roundN       int // updates this round, merged or discarded
-
-	buffer     []float32 // Buffered: the sum of the buffered updates
-	bufferFrom []WorkerID
 
 	norms          []float64 // norms of the last updates screened in, for NormBound
 	backup, aggBak []float32 // the model and aggregate before a merge, to roll back
@@ -415,26 +412,13 @@ func (s *Server) deliverAsync(u Update) error {
 }
 
 // deliverBuffered adds the update to the buffer and answers its sender
-// with the current model; a full buffer's mean moves the model.
+// with the current model; a full buffer moves the model as a round does
+// (its mean, or the robust Aggregate).
 func (s *Server) deliverBuffered(u Update) error {
 	if u.Grad != nil {
-		if s.buffer == nil {
-			s.buffer = make([]float32, len(s.params))
-		}
-		for i, g := range u.Grad {
-			s.buffer[i] += g
-		}
-		s.bufferFrom = append(s.bufferFrom, u.Worker)
-		if len(s.bufferFrom) >= s.s.Buffer {
-			inv := 1 / float32(len(s.bufferFrom))
-			for i := range s.buffer {
-				s.buffer[i] *= inv
-			}
-			from := slices.Clone(s.bufferFrom)
-			slices.Sort(from)
-			s.merge(s.buffer, from)
-			clear(s.buffer)
-			s.bufferFrom = s.bufferFrom[:0]
+		s.collect(u)
+		if len(s.roundFrom) >= s.s.Buffer {
+			s.mergeRound()
 		}
 	}
 	s.sendModel(u.Worker)
@@ -592,20 +576,37 @@ func (s *Server) deliverRounds(u Update) error {
 	st.submitted = true
 	s.roundN++
 	if u.Grad != nil {
-		if s.roundSum == nil {
-			s.roundSum = make([]float32, len(s.params))
-		}
-		if s.s.Aggregate == "mean" {
-			for i, g := range u.Grad {
-				s.roundSum[i] += g
-			}
-		} else {
-			s.roundUpdates = append(s.roundUpdates, slices.Clone(u.Grad))
-		}
-		s.roundFrom = append(s.roundFrom, u.Worker)
+		s.collect(u)
 	}
 	s.maybeEndRound()
 	return nil
+}
+
+// collect adds an update to the round (or FedBuff's buffer).
+func (s *Server) collect(u Update) {
+	if s.roundSum == nil {
+		s.roundSum = make([]float32, len(s.params))
+	}
+	if s.s.Aggregate == "mean" {
+		for i, g := range u.Grad {
+			s.roundSum[i] += g
+		}
+	} else {
+		s.roundUpdates = append(s.roundUpdates, slices.Clone(u.Grad))
+	}
+	s.roundFrom = append(s.roundFrom, u.Worker)
+}
+
+// mergeRound merges the round's aggregate, if any update of it was
+// merged rather than discarded, and empties the round.
+func (s *Server) mergeRound() {
+	if len(s.roundFrom) > 0 {
+		from := slices.Clone(s.roundFrom)
+		slices.Sort(from)
+		s.merge(s.roundAggregate(), from)
+		clear(s.roundSum)
+	}
+	s.roundFrom, s.roundUpdates = s.roundFrom[:0], s.roundUpdates[:0]
 }
 
 // roundAggregate combines the round's merged updates into roundSum, by
@@ -656,13 +657,8 @@ func (s *Server) maybeEndRound() {
 			return
 		}
 	}
-	if len(s.roundFrom) > 0 { // else every update of the round was discarded
-		from := slices.Clone(s.roundFrom)
-		slices.Sort(from)
-		s.merge(s.roundAggregate(), from)
-		clear(s.roundSum)
-	}
-	s.roundFrom, s.roundUpdates, s.roundN = s.roundFrom[:0], s.roundUpdates[:0], 0
+	s.mergeRound()
+	s.roundN = 0
 	for _, id := range s.ids {
 		s.workers[id].submitted = false
 		s.sendModel(id)

@@ -346,7 +346,6 @@ func (s *simulation) transfer(w *simWorker, toPS bool, bytes int64) Time {
 	}
 	*psLink = max(s.now, *psLink) + linkTime(bytes, ps.BandwidthMbps)
 	*wLink = max(s.now, *wLink) + linkTime(bytes, w.dev.BandwidthMbps)
-
 	s.res.BytesTotal += bytes
 	return max(*psLink, *wLink) + Time((ps.LatencyMs+w.dev.LatencyMs)*float64(time.Millisecond))
 }
@@ -364,12 +363,6 @@ func (s *simulation) send(w *simWorker, bytes int64, ev protocol.Event) {
 		s.at(arrive, func() { s.toServer(ev, decode) })
 	}
 	s.onCPU(w, w.dev.msgCPU(bytes), leave)
-}
-
-// receive runs deliver once w's CPU has decoded a message of n bytes that
-// arrives now.
-func (s *simulation) receive(w *simWorker, n int64, deliver func()) {
-	s.onCPU(w, w.dev.msgCPU(n), deliver)
 }
 
 // onCPU runs fn once w's CPU has spent cost after the work it has queued;
@@ -416,6 +409,27 @@ func (s *simulation) toServer(ev protocol.Event, decode Time) {
 	}
 }
 
+// toDevice sends a message of n bytes from the server to w: the server's
+// CPU encodes it, the links carry it, w's CPU decodes it, and deliver runs
+// then, unless w crashed on the way.
+func (s *simulation) toDevice(w *simWorker, n int64, deliver func()) {
+	inc := w.incarnation
+	up := func() bool { return w.alive && w.incarnation == inc }
+	s.at(s.encode(n), func() {
+		arrive := s.transfer(w, false, n)
+		s.at(arrive, func() {
+			if !up() {
+				return
+			}
+			s.onCPU(w, w.dev.msgCPU(n), func() {
+				if up() {
+					deliver()
+				}
+			})
+		})
+	})
+}
+
 // encode charges the server's CPU for sending a message of n bytes and
 // returns when it can leave.
 func (s *simulation) encode(n int64) Time {
@@ -428,39 +442,15 @@ func (s *simulation) serverAction(a protocol.Action) {
 	switch a := a.(type) {
 	case protocol.SendModel:
 		w := s.workers[a.To]
-		inc := w.incarnation
-		bytes := int64(4*len(a.Params)) + headerBytes
-		s.at(s.encode(bytes), func() {
-			arrive := s.transfer(w, false, bytes)
-			s.at(arrive, func() {
-				if !w.alive || w.incarnation != inc {
-					return
-				}
-				s.receive(w, bytes, func() {
-					if w.alive && w.incarnation == inc {
-						w.params, w.own = a.Params, false
-						s.toWorker(w, protocol.ModelArrived{Version: a.Version})
-					}
-				})
-			})
+		s.toDevice(w, int64(4*len(a.Params))+headerBytes, func() {
+			w.params, w.own = a.Params, false
+			s.toWorker(w, protocol.ModelArrived{Version: a.Version})
 		})
 	case protocol.Assign:
 		w := s.workers[a.To]
-		inc := w.incarnation
 		s.trace.Sizes = append(s.trace.Sizes, SizePoint{T: at.Seconds(), Worker: int(a.To), Chunk: len(a.Work.Chunk.Indices), MiniBatch: a.Work.MiniBatch})
-		bytes := int64(len(a.Work.Chunk.Indices))*s.env.Train.WireBytes() + headerBytes
-		s.at(s.encode(bytes), func() {
-			arrive := s.transfer(w, false, bytes)
-			s.at(arrive, func() {
-				if !w.alive || w.incarnation != inc {
-					return
-				}
-				s.receive(w, bytes, func() {
-					if w.alive && w.incarnation == inc {
-						s.toWorker(w, protocol.WorkArrived{Work: a.Work})
-					}
-				})
-			})
+		s.toDevice(w, int64(len(a.Work.Chunk.Indices))*s.env.Train.WireBytes()+headerBytes, func() {
+			s.toWorker(w, protocol.WorkArrived{Work: a.Work})
 		})
 	case protocol.Applied:
 		// The harness measures after every change the server validated
