@@ -511,8 +511,9 @@ func interruptAndResume(t *testing.T, addr, natsURL, dir1, dir2 string) {
 	// heartbeats (one a second) wait in the server's inbox, so that both
 	// are told to join again at once, and the run cannot reach its target
 	// before the second has rejoined (the workers would then wait for a
-	// server that has gone).
-	time.Sleep(1500 * time.Millisecond)
+	// server that has gone). Three heartbeats' time: under -race on two
+	// busy cores, 1.5 s once let one worker's heartbeat arrive late.
+	time.Sleep(3 * time.Second)
 	sum2, err := second.Run(ctx)
 	if err != nil {
 		t.Fatal(err)
