@@ -5,11 +5,13 @@ import (
 	"math/rand/v2"
 )
 
-// Activation is an element-wise nonlinearity: "relu", "tanh" or "sigmoid".
+// Activation is an element-wise nonlinearity: "relu", "leakyrelu" (slope
+// alpha below zero), "tanh" or "sigmoid".
 // Dense and Conv2D layers fuse a following ReLU themselves; this layer is for
 // the other cases.
 type Activation struct {
 	kind  string
+	alpha float32 // leakyrelu's slope below zero
 	shape Shape
 	y, dx []float32
 }
@@ -28,6 +30,13 @@ func (l *Activation) Forward(x []float32, n int, train bool) []float32 {
 		for i, v := range x[:len(l.y)] {
 			l.y[i] = max(v, 0)
 		}
+	case "leakyrelu":
+		for i, v := range x[:len(l.y)] {
+			if v < 0 {
+				v *= l.alpha
+			}
+			l.y[i] = v
+		}
 	case "tanh":
 		for i, v := range x[:len(l.y)] {
 			l.y[i] = float32(math.Tanh(float64(v)))
@@ -41,7 +50,8 @@ func (l *Activation) Forward(x []float32, n int, train bool) []float32 {
 }
 
 // Backward uses only the saved outputs: relu' = [y>0], tanh' = 1-y²,
-// sigmoid' = y(1-y).
+// sigmoid' = y(1-y); leakyrelu' = 1 or alpha by the sign of y, which is
+// the sign of x for alpha > 0.
 func (l *Activation) Backward(dy []float32, n int, needDx bool) []float32 {
 	if !needDx {
 		return nil
@@ -53,6 +63,11 @@ func (l *Activation) Backward(dy []float32, n int, needDx bool) []float32 {
 		case "relu":
 			if y > 0 {
 				d = 1
+			}
+		case "leakyrelu":
+			d = 1
+			if y < 0 || (y == 0 && l.alpha <= 0) {
+				d = l.alpha
 			}
 		case "tanh":
 			d = 1 - y*y

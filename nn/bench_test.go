@@ -8,7 +8,10 @@ import (
 // benchStep measures one SGD training step of a built-in model on random
 // inputs, the same work as the PyTorch peer's step.
 func benchStep(b *testing.B, model string, batch int) {
-	spec, _ := Builtin(model, 10)
+	spec, ok := Builtin(model, 10)
+	if !ok && model == "bncnn" {
+		spec = bnCNN
+	}
 	m, err := Build(spec, Shape{1, 28, 28}, 10)
 	if err != nil {
 		b.Fatal(err)
@@ -71,4 +74,36 @@ func BenchmarkDense784x128(b *testing.B) {
 func BenchmarkConv2D5x5x32to64(b *testing.B) {
 	in := Shape{32, 14, 14}
 	benchLayer(b, NewConv2D(in, 64, 5, 1, 2, true), in, 16)
+}
+
+// BenchmarkTrainStepBNCNN16 is a model with the layers ONNX imports bring:
+// batch normalization, leaky ReLU, average and global average pooling.
+func BenchmarkTrainStepBNCNN16(b *testing.B) { benchStep(b, "bncnn", 16) }
+
+// bnCNN is the third model of the ONNX fixtures (scripts/onnx-fixtures.py).
+var bnCNN = Spec{Name: "bncnn", Layers: []LayerSpec{
+	{Type: "conv2d", Filters: 16, Kernel: 3, Padding: 1},
+	{Type: "batchnorm"},
+	{Type: "leakyrelu", Alpha: 0.1},
+	{Type: "avgpool2d", Size: 2},
+	{Type: "conv2d", Filters: 32, Kernel: 3, Padding: 1},
+	{Type: "batchnorm"},
+	{Type: "relu"},
+	{Type: "globalavgpool"},
+	{Type: "flatten"},
+	{Type: "dense", Units: 10}}}
+
+func BenchmarkBatchNorm16x14x14(b *testing.B) {
+	in := Shape{16, 14, 14}
+	benchLayer(b, NewBatchNorm(in, 1e-5, 0.1), in, 16)
+}
+
+func BenchmarkAvgPool16x28x28(b *testing.B) {
+	in := Shape{16, 28, 28}
+	benchLayer(b, NewAvgPool2D(in, 2, 2, 2), in, 16)
+}
+
+func BenchmarkLeakyReLU16x28x28(b *testing.B) {
+	in := Shape{16, 28, 28}
+	benchLayer(b, &Activation{kind: "leakyrelu", alpha: 0.1, shape: in}, in, 16)
 }

@@ -186,3 +186,34 @@ func TestSoftmaxCrossEntropyStable(t *testing.T) {
 		t.Fatalf("grad %v, want [1 -1 0]", grad)
 	}
 }
+
+// TestGradBatchNorm keeps kinks away from the batch-normalized layers: a
+// change of any first-layer weight moves every normalized value, so a
+// piecewise-linear activation behind it would put some value across its
+// kink at any finite-difference step.
+func TestGradBatchNorm(t *testing.T) {
+	m := buildT(t, Shape{2, 6, 6}, 3,
+		LayerSpec{Type: "conv2d", Filters: 3, Kernel: 3, Padding: 1},
+		LayerSpec{Type: "batchnorm"},
+		LayerSpec{Type: "tanh"},
+		LayerSpec{Type: "avgpool2d", Size: 2},
+		LayerSpec{Type: "conv2d", Filters: 4, Kernel: 2},
+		LayerSpec{Type: "batchnorm", Momentum: 0.5},
+		LayerSpec{Type: "globalavgpool"},
+		LayerSpec{Type: "flatten"},
+		LayerSpec{Type: "batchnorm"},
+		LayerSpec{Type: "dense", Units: 3})
+	gradCheck(t, m, 4, nil)
+}
+
+func TestGradLeakyReLUAvgPool(t *testing.T) {
+	m := buildT(t, Shape{2, 6, 6}, 3,
+		LayerSpec{Type: "conv2d", Filters: 3, Kernel: 3, Padding: 1},
+		LayerSpec{Type: "leakyrelu", Alpha: 0.1},
+		LayerSpec{Type: "avgpool2d", Size: 2, Stride: 1},
+		LayerSpec{Type: "conv2d", Filters: 2, Kernel: 2},
+		LayerSpec{Type: "globalavgpool"},
+		LayerSpec{Type: "flatten"},
+		LayerSpec{Type: "dense", Units: 3})
+	gradCheck(t, m, 4, nil)
+}

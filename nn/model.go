@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 )
 
@@ -27,11 +28,20 @@ type Model struct {
 // of classes. Shape mismatches between layers are reported with the index and
 // type of the offending layer.
 func Build(spec Spec, in Shape, classes int) (*Model, error) {
+	shape := in
 	if len(spec.Input) > 0 && !Shape(spec.Input).Equal(in) {
-		return nil, fmt.Errorf("model %s: input %v does not match data shape %v", spec.Name, spec.Input, in)
+		// A model that takes flat vectors (an MLP exported from PyTorch)
+		// runs on single-channel images as they are: one sample's values
+		// are in the same order either way.
+		if len(spec.Input) != 1 || spec.Input[0] != in.Size() || (len(in) == 3 && in[0] != 1) {
+			return nil, fmt.Errorf("model %s: input %v does not match data shape %v", spec.Name, spec.Input, in)
+		}
+		shape = Shape(spec.Input)
+	}
+	if len(spec.Norm) != 0 && (len(spec.Norm) != 2 || !(spec.Norm[1] > 0) || math.IsInf(spec.Norm[0], 0) || math.IsNaN(spec.Norm[0]) || math.IsInf(spec.Norm[1], 0)) {
+		return nil, fmt.Errorf("model %s: norm %v, want [mean, std] with std > 0", spec.Name, spec.Norm)
 	}
 	m := &Model{spec: spec, in: in, classes: classes}
-	shape := in
 	total := 0
 	for i := 0; i < len(spec.Layers); i++ {
 		ls := spec.Layers[i]

@@ -13,6 +13,9 @@ var workers struct {
 	once sync.Once
 	jobs chan job
 	bufs chan *gemmBuf // free packing buffers for calling goroutines
+	// groups recycles the wait groups of parallel calls, which would
+	// otherwise escape to the heap on every call.
+	groups chan *sync.WaitGroup
 }
 
 type job struct {
@@ -34,7 +37,10 @@ func startWorkers() {
 	}
 }
 
-func init() { workers.bufs = make(chan *gemmBuf, 4*runtime.NumCPU()) }
+func init() {
+	workers.bufs = make(chan *gemmBuf, 4*runtime.NumCPU())
+	workers.groups = make(chan *sync.WaitGroup, 4*runtime.NumCPU())
+}
 
 // getBuf returns a packing buffer for the calling goroutine. Buffers are
 // recycled through a channel rather than a sync.Pool, which the garbage
@@ -68,13 +74,22 @@ func parallel(n int, fn func(lo, hi int, buf *gemmBuf)) {
 		return
 	}
 	workers.once.Do(startWorkers)
-	var wg sync.WaitGroup
+	var wg *sync.WaitGroup
+	select {
+	case wg = <-workers.groups:
+	default:
+		wg = new(sync.WaitGroup)
+	}
 	wg.Add(parts - 1)
 	for p := 1; p < parts; p++ {
-		workers.jobs <- job{fn, p * n / parts, (p + 1) * n / parts, &wg}
+		workers.jobs <- job{fn, p * n / parts, (p + 1) * n / parts, wg}
 	}
 	buf := getBuf()
 	fn(0, n/parts, buf)
 	putBuf(buf)
 	wg.Wait()
+	select {
+	case workers.groups <- wg:
+	default:
+	}
 }

@@ -95,3 +95,122 @@ func (l *Flatten) Forward(x []float32, n int, train bool) []float32 { return x }
 func (l *Flatten) Backward(dy []float32, n int, needDx bool) []float32 {
 	return dy
 }
+
+// AvgPool2D averages kh×kw windows of channel-last images. A window as large
+// as the image is global average pooling.
+type AvgPool2D struct {
+	c, h, w int
+	kh, kw  int
+	stride  int
+	oh, ow  int
+	global  bool
+
+	x, dy    []float32 // the current call's input, for fwd and bwd
+	fwd, bwd func(lo, hi int, _ *gemmBuf)
+	y, dx    []float32
+}
+
+// NewAvgPool2D returns an average-pooling layer over inputs of shape
+// [c, h, w] with kh×kw windows.
+func NewAvgPool2D(in Shape, kh, kw, stride int) *AvgPool2D {
+	l := &AvgPool2D{c: in[0], h: in[1], w: in[2], kh: kh, kw: kw, stride: stride}
+	l.oh = (l.h-kh)/stride + 1
+	l.ow = (l.w-kw)/stride + 1
+	return l
+}
+
+// NewGlobalAvgPool returns the average over all positions of each channel.
+func NewGlobalAvgPool(in Shape) *AvgPool2D {
+	l := NewAvgPool2D(in, in[1], in[2], 1)
+	l.global = true
+	return l
+}
+
+func (l *AvgPool2D) Kind() string {
+	if l.global {
+		return "globalavgpool"
+	}
+	return "avgpool2d"
+}
+func (l *AvgPool2D) OutShape() Shape     { return Shape{l.c, l.oh, l.ow} }
+func (l *AvgPool2D) NumParams() int      { return 0 }
+func (l *AvgPool2D) Bind(_, _ []float32) {}
+func (l *AvgPool2D) Init(_ *rand.Rand)   {}
+func (l *AvgPool2D) FLOPs() int64        { return int64(l.oh * l.ow * l.c * l.kh * l.kw) }
+
+func (l *AvgPool2D) Forward(x []float32, n int, train bool) []float32 {
+	l.y = grow(l.y, n*l.oh*l.ow*l.c)
+	l.x = x
+	// The range functions are made once: a closure made per call would
+	// escape to the engine's workers and allocate on every step.
+	if l.fwd == nil {
+		l.fwd, l.bwd = l.forward, l.backward
+	}
+	parallel(n, l.fwd)
+	l.x = nil
+	return l.y
+}
+
+func (l *AvgPool2D) forward(lo, hi int, _ *gemmBuf) {
+	C, in, out := l.c, l.h*l.w*l.c, l.oh*l.ow*l.c
+	x := l.x
+	scale := 1 / float32(l.kh*l.kw)
+	for s := lo; s < hi; s++ {
+		img, ys := x[s*in:(s+1)*in], l.y[s*out:(s+1)*out]
+		for oy := 0; oy < l.oh; oy++ {
+			for ox := 0; ox < l.ow; ox++ {
+				y := ys[(oy*l.ow+ox)*C : (oy*l.ow+ox+1)*C]
+				clear(y)
+				for ky := 0; ky < l.kh; ky++ {
+					for kx := 0; kx < l.kw; kx++ {
+						p := ((oy*l.stride+ky)*l.w + ox*l.stride + kx) * C
+						for ch, v := range img[p : p+C] {
+							y[ch] += v
+						}
+					}
+				}
+				for ch := range y {
+					y[ch] *= scale
+				}
+			}
+		}
+	}
+}
+
+func (l *AvgPool2D) Backward(dy []float32, n int, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	l.dx = grow(l.dx, n*l.h*l.w*l.c)
+	l.dy = dy
+	if l.bwd == nil {
+		l.fwd, l.bwd = l.forward, l.backward
+	}
+	parallel(n, l.bwd)
+	l.dy = nil
+	return l.dx
+}
+
+func (l *AvgPool2D) backward(lo, hi int, _ *gemmBuf) {
+	C, in, out := l.c, l.h*l.w*l.c, l.oh*l.ow*l.c
+	dy := l.dy
+	scale := 1 / float32(l.kh*l.kw)
+	clear(l.dx[lo*in : hi*in])
+	for s := lo; s < hi; s++ {
+		dx, ds := l.dx[s*in:(s+1)*in], dy[s*out:(s+1)*out]
+		for oy := 0; oy < l.oh; oy++ {
+			for ox := 0; ox < l.ow; ox++ {
+				g := ds[(oy*l.ow+ox)*C : (oy*l.ow+ox+1)*C]
+				for ky := 0; ky < l.kh; ky++ {
+					for kx := 0; kx < l.kw; kx++ {
+						p := ((oy*l.stride+ky)*l.w + ox*l.stride + kx) * C
+						d := dx[p : p+C]
+						for ch, v := range g {
+							d[ch] += v * scale
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,9 +20,15 @@ import (
 //
 // The input shape comes from the data set unless Input is given, and the last
 // layer must have one unit per class.
+//
+// Norm, when given as [mean, std], is the input normalization the model was
+// designed for, applied to values in [0, 1] (bytes / 255); without it the
+// training set's own mean and standard deviation are used. Imported ONNX
+// models get [0, 1]: they see data as torchvision's ToTensor gives it.
 type Spec struct {
 	Name   string      `json:"name,omitempty"`
 	Input  []int       `json:"input,omitempty"`
+	Norm   []float64   `json:"norm,omitempty"`
 	Layers []LayerSpec `json:"layers"`
 }
 
@@ -30,8 +37,12 @@ type Spec struct {
 //	dense:      units, activation ("relu" fuses it into the layer)
 //	conv2d:     filters, kernel, stride (1), padding (0), activation
 //	maxpool2d:  size, stride (= size)
+//	avgpool2d:  size, stride (= size)
+//	globalavgpool
+//	batchnorm:  eps (1e-5), momentum (0.1, the batch's weight in the running statistics)
 //	flatten
 //	relu, tanh, sigmoid
+//	leakyrelu:  alpha (0.01)
 //	dropout:    rate in [0, 1)
 type LayerSpec struct {
 	Type       string  `json:"type"`
@@ -42,6 +53,9 @@ type LayerSpec struct {
 	Padding    int     `json:"padding,omitempty"`
 	Size       int     `json:"size,omitempty"`
 	Rate       float64 `json:"rate,omitempty"`
+	Alpha      float64 `json:"alpha,omitempty"`
+	Eps        float64 `json:"eps,omitempty"`
+	Momentum   float64 `json:"momentum,omitempty"`
 	Activation string  `json:"activation,omitempty"`
 }
 
@@ -158,7 +172,7 @@ func buildLayer(ls LayerSpec, in Shape) (Layer, error) {
 			return nil, fmt.Errorf("kernel %d does not fit input %v with padding %d", ls.Kernel, in, ls.Padding)
 		}
 		return l, nil
-	case "maxpool2d":
+	case "maxpool2d", "avgpool2d":
 		if err := image(); err != nil {
 			return nil, err
 		}
@@ -169,11 +183,33 @@ func buildLayer(ls LayerSpec, in Shape) (Layer, error) {
 		if stride == 0 {
 			stride = ls.Size
 		}
-		l := NewMaxPool2D(in, ls.Size, stride)
-		if l.oh < 1 || l.ow < 1 {
+		if ls.Size > in[1] || ls.Size > in[2] {
 			return nil, fmt.Errorf("window %d does not fit input %v", ls.Size, in)
 		}
-		return l, nil
+		if ls.Type == "avgpool2d" {
+			return NewAvgPool2D(in, ls.Size, ls.Size, stride), nil
+		}
+		return NewMaxPool2D(in, ls.Size, stride), nil
+	case "globalavgpool":
+		if err := image(); err != nil {
+			return nil, err
+		}
+		return NewGlobalAvgPool(in), nil
+	case "batchnorm":
+		if len(in) != 1 && len(in) != 3 {
+			return nil, fmt.Errorf("input shape %v is neither flat nor an image", in)
+		}
+		eps, mom := cmp.Or(ls.Eps, 1e-5), cmp.Or(ls.Momentum, 0.1)
+		if !(eps > 0) || !(mom > 0 && mom <= 1) {
+			return nil, fmt.Errorf("eps = %g, momentum = %g: want eps > 0, 0 < momentum <= 1", eps, mom)
+		}
+		return NewBatchNorm(in, eps, mom), nil
+	case "leakyrelu":
+		alpha := cmp.Or(ls.Alpha, 0.01)
+		if !(alpha >= 0 && alpha < 1) {
+			return nil, fmt.Errorf("alpha = %g, want 0 <= alpha < 1", alpha)
+		}
+		return &Activation{kind: ls.Type, alpha: float32(alpha), shape: in}, nil
 	case "flatten":
 		return &Flatten{out: in.Size()}, nil
 	case "relu", "tanh", "sigmoid":
@@ -184,5 +220,5 @@ func buildLayer(ls LayerSpec, in Shape) (Layer, error) {
 		}
 		return &Dropout{rate: float32(ls.Rate), shape: in}, nil
 	}
-	return nil, fmt.Errorf("unknown layer type %q (want dense, conv2d, maxpool2d, flatten, relu, tanh, sigmoid, dropout)", ls.Type)
+	return nil, fmt.Errorf("unknown layer type %q (want dense, conv2d, maxpool2d, avgpool2d, globalavgpool, batchnorm, flatten, relu, leakyrelu, tanh, sigmoid, dropout)", ls.Type)
 }
