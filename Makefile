@@ -5,7 +5,7 @@ GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 PEER ?= ../shared/peers/torch_engine.py
 export CGO_ENABLED = 0
 
-.PHONY: all build demo test cross bench bench-engine deps-data deps-peer deps-nats deps-browser clean
+.PHONY: all build demo test cross bench bench-engine deps-data deps-peer deps-nats deps-browser deps-ort onnx-fixtures clean
 
 all: build
 
@@ -24,6 +24,14 @@ deps-nats:
 deps-browser:
 	scripts/deps.sh browser
 
+deps-ort:
+	scripts/deps.sh ort
+
+# The ONNX import tests' fixtures, exported by PyTorch (committed, so that
+# make test does not need torch).
+onnx-fixtures: deps-peer
+	/usr/bin/python3 scripts/onnx-fixtures.py nn/onnx/testdata
+
 # The main job: a parameter server and four local worker processes, 1x to
 # 8x slower, train the MLP on Fashion-MNIST to 85% test accuracy.
 demo: deps-data build
@@ -31,10 +39,12 @@ demo: deps-data build
 
 # The packages that start goroutines (cluster, cmd/hermes) run under the
 # race detector, which needs cgo.
-test: deps-data deps-nats deps-browser
+# HERMES_ORT=required: the ONNX export's check by onnxruntime fails rather
+# than skips when the runtime is missing.
+test: deps-data deps-nats deps-browser deps-ort
 	@test -z "$$($(GOFMT) -l .)" || { echo "gofmt needed:"; $(GOFMT) -l .; exit 1; }
 	$(GO) vet ./...
-	$(GO) test $$($(GO) list ./... | grep -v -e '/cluster$$' -e '/cmd/hermes$$')
+	HERMES_ORT=required $(GO) test $$($(GO) list ./... | grep -v -e '/cluster$$' -e '/cmd/hermes$$')
 	CGO_ENABLED=1 $(GO) test -race ./cluster ./cmd/hermes
 	$(MAKE) cross
 

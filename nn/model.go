@@ -14,7 +14,8 @@ type Model struct {
 	in      Shape
 	classes int
 	layers  []Layer
-	index   []int // spec index of each layer, for tensor names
+	index   []int       // spec index of each layer, for tensor names
+	built   []LayerSpec // each layer's spec, with a folded ReLU as its activation
 
 	params, grads []float32
 	dlogits       []float32
@@ -56,6 +57,7 @@ func Build(spec Spec, in Shape, classes int) (*Model, error) {
 		}
 		m.layers = append(m.layers, l)
 		m.index = append(m.index, i)
+		m.built = append(m.built, ls)
 		if ls.Activation == "relu" && spec.Layers[i].Activation == "" {
 			i++
 		}
@@ -96,6 +98,20 @@ func (m *Model) Classes() int { return m.classes }
 
 // Layers returns the model's layers in order.
 func (m *Model) Layers() []Layer { return m.layers }
+
+// LayerSpecs returns the spec of each layer of Layers: a ReLU folded into
+// the dense or convolution layer before it shows as its activation.
+func (m *Model) LayerSpecs() []LayerSpec { return m.built }
+
+// LayerInput returns the per-sample shape the first layer takes: the
+// model's input, or the flat Input of its spec when the model takes flat
+// vectors of single-channel images.
+func (m *Model) LayerInput() Shape {
+	if len(m.spec.Input) == 1 {
+		return Shape(m.spec.Input)
+	}
+	return m.in
+}
 
 // Params is the flat parameter vector. Writing to it changes the model.
 func (m *Model) Params() []float32 { return m.params }

@@ -62,11 +62,36 @@ func (m *Model) Save(path string) error {
 	meta["hermes.spec"] = string(spec)
 	meta["hermes.input"] = string(in)
 	meta["hermes.classes"] = strconv.Itoa(m.classes)
-	header := map[string]any{"__metadata__": meta}
-	var pos int64
+	ts := make([]NamedTensor, len(names))
 	for i, name := range names {
-		n := int64(Shape(shapes[i]).Size()) * 4
-		header[name] = stEntry{DType: "F32", Shape: shapes[i], Offsets: [2]int64{pos, pos + n}}
+		ts[i] = NamedTensor{Name: name, Shape: shapes[i], F32: m.params[offs[i] : offs[i]+Shape(shapes[i]).Size()]}
+	}
+	return WriteSafetensors(path, meta, ts)
+}
+
+// NamedTensor is one tensor of a safetensors file: float32 values, or
+// int64 ones (PyTorch's num_batches_tracked) when I64 is not nil.
+type NamedTensor struct {
+	Name  string
+	Shape []int
+	F32   []float32
+	I64   []int64
+}
+
+// WriteSafetensors writes tensors and metadata to path in the safetensors
+// layout, through a temporary file and a rename.
+func WriteSafetensors(path string, meta map[string]string, tensors []NamedTensor) error {
+	header := map[string]any{}
+	if len(meta) > 0 {
+		header["__metadata__"] = meta
+	}
+	var pos int64
+	for _, t := range tensors {
+		dtype, n := "F32", int64(len(t.F32))*4
+		if t.I64 != nil {
+			dtype, n = "I64", int64(len(t.I64))*8
+		}
+		header[t.Name] = stEntry{DType: dtype, Shape: t.Shape, Offsets: [2]int64{pos, pos + n}}
 		pos += n
 	}
 	hb, err := json.Marshal(header)
@@ -76,21 +101,29 @@ func (m *Model) Save(path string) error {
 	for len(hb)%8 != 0 { // the format aligns the data to 8 bytes
 		hb = append(hb, ' ')
 	}
-	buf := make([]byte, 8+len(hb)+int(pos))
+	buf := make([]byte, 8, 8+len(hb)+int(pos))
 	binary.LittleEndian.PutUint64(buf, uint64(len(hb)))
-	copy(buf[8:], hb)
-	data := buf[8+len(hb):]
-	for i := range names {
-		for j, v := range m.params[offs[i] : offs[i]+Shape(shapes[i]).Size()] {
-			binary.LittleEndian.PutUint32(data[(offs[i]+j)*4:], math.Float32bits(v))
+	buf = append(buf, hb...)
+	for _, t := range tensors {
+		for _, v := range t.F32 {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		for _, v := range t.I64 {
+			buf = binary.LittleEndian.AppendUint64(buf, uint64(v))
 		}
 	}
+	return WriteFileAtomic(path, buf)
+}
+
+// WriteFileAtomic writes b to path through a temporary file in the same
+// directory and a rename, so an existing file is never left half-written.
+func WriteFileAtomic(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return fmt.Errorf("save %s: %w", path, err)
 	}

@@ -5,6 +5,8 @@
 #   nats  an external NATS server (Debian nats-server) for the cluster tests
 #   peer  PyTorch and OpenBLAS for 'hermes bench engine --peer'
 #   browser  Chromium, headless, for the dashboard's browser test
+#   ort   Node.js and onnxruntime-node (npm, into scripts/ort) for the check
+#         of the ONNX export by a real runtime
 # Go itself must be installed (https://go.dev/doc/install); go fetches the
 # Go modules on first build.
 set -euo pipefail
@@ -26,13 +28,31 @@ for want in "$@"; do
 		ls /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas* >/dev/null 2>&1 ||
 			ls /usr/lib/*/openblas-pthread/libopenblas* >/dev/null 2>&1 || need+=(libopenblas0-pthread)
 		;;
+	ort)
+		command -v node >/dev/null || need+=(nodejs)
+		command -v npm >/dev/null || need+=(npm)
+		;;
 	*)
-		echo "deps.sh: unknown dependency group $want (want data, nats, browser or peer)" >&2
+		echo "deps.sh: unknown dependency group $want (want data, nats, browser, peer or ort)" >&2
 		exit 2
 		;;
 	esac
 done
-[ ${#need[@]} -eq 0 ] && exit 0
+# npm packages go into the repository's scripts/ort, after the Debian ones.
+ort_modules() {
+	for want in "$@"; do
+		if [ "$want" = ort ] && [ ! -d "$(dirname "$0")/ort/node_modules/onnxruntime-node" ]; then
+			echo "deps.sh: installing onnxruntime-node (npm) into scripts/ort" >&2
+			# --ignore-scripts: the package ships its CPU runtime; its install
+			# script only fetches GPU providers, from hosts outside npm.
+			(cd "$(dirname "$0")/ort" && npm ci --ignore-scripts --no-audit --no-fund)
+		fi
+	done
+}
+if [ ${#need[@]} -eq 0 ]; then
+	ort_modules "$@"
+	exit 0
+fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -42,3 +62,4 @@ fi
 echo "deps.sh: installing ${need[*]}" >&2
 $sudo apt-get update -q
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"
+ort_modules "$@"

@@ -63,7 +63,9 @@ func ReadFile(path string) (*Imported, error) {
 // weights are reordered, and the weights of a dense layer behind a
 // flattened image have their inputs permuted to the channel-last order, so
 // the imported model computes what the original computes on the same
-// image. Its input normalization is [0, 1] (ToTensor's bytes / 255).
+// image. Its input normalization is [0, 1] (ToTensor's bytes / 255), or
+// what a Sub and a Div by scalars at the front of the graph say (as
+// Export writes them).
 func Import(b []byte, name string) (*Imported, error) {
 	m, err := Decode(b)
 	if err != nil {
@@ -102,7 +104,7 @@ func Import(b []byte, name string) (*Imported, error) {
 		return nil, errors.New("no layers with weights")
 	}
 	im := &Imported{
-		Spec:    nn.Spec{Name: name, Input: c.in, Norm: []float64{0, 1}, Layers: c.layers},
+		Spec:    nn.Spec{Name: name, Input: c.in, Norm: c.normalize, Layers: c.layers},
 		Input:   c.in,
 		Classes: c.shape[0],
 		Params:  c.params,
@@ -139,7 +141,8 @@ type converter struct {
 	params []float32
 	done   bool // a final softmax was seen
 
-	pendingMatMul bool // the last layer is a MatMul whose bias an Add may give
+	pendingMatMul bool      // the last layer is a MatMul whose bias an Add may give
+	normalize     []float64 // [mean, std] of a Sub and Div at the front (Export writes them)
 }
 
 func (c *converter) input() error {
@@ -166,6 +169,32 @@ func (c *converter) input() error {
 		c.in = append(c.in, int(d))
 	}
 	c.cur, c.shape = v.Name, slices.Clone(c.in)
+	c.normalize = []float64{0, 1}
+	return nil
+}
+
+// norm takes a Sub and then a Div by scalars in front of the first layer
+// as the model's input normalization.
+func (c *converter) norm(n *Node) error {
+	if len(c.layers) > 0 || len(n.Inputs) != 2 {
+		return fmt.Errorf("%s is supported only as the input normalization, by a scalar, in front of every layer", n.Op)
+	}
+	t, err := c.weight(n.Inputs[1])
+	if err != nil {
+		return err
+	}
+	if len(t.F) != 1 {
+		return fmt.Errorf("%s by %q of dims %v: only scalars (one normalization for all channels)", n.Op, t.Name, t.Dims)
+	}
+	v := float64(t.F[0])
+	switch {
+	case n.Op == "Sub" && c.normalize[0] == 0 && c.normalize[1] == 1:
+		c.normalize[0] = v
+	case n.Op == "Div" && c.normalize[1] == 1 && v > 0:
+		c.normalize[1] = v
+	default:
+		return fmt.Errorf("%s by %g: want one Sub, then one Div by a positive number", n.Op, v)
+	}
 	return nil
 }
 
@@ -265,6 +294,8 @@ func (c *converter) node(n *Node, last bool) error {
 		c.layers = append(c.layers, nn.LayerSpec{Type: "leakyrelu", Alpha: float64(alpha)})
 	case "Dropout":
 		err = c.dropout(n)
+	case "Sub", "Div":
+		err = c.norm(n)
 	case "Identity":
 	case "Pad":
 		err = c.pad(n)
