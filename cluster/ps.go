@@ -26,6 +26,7 @@ type PSConfig struct {
 	Train, Val *data.Dataset
 	Test       *data.Dataset
 	Spec       nn.Spec
+	InitParams []float32         // the model's starting weights (an imported model's); nil: seeded
 	ModelMeta  map[string]string // saved with the final model (the input normalization)
 	// Norm is the normalization applied to the data sets. With it, samples
 	// that were bytes in their file travel as bytes (see wire.Data).
@@ -184,6 +185,12 @@ func StartPS(cfg PSConfig) (*PS, error) {
 		return nil, err
 	}
 	m.Init(cfg.Seed)
+	if cfg.InitParams != nil {
+		if len(cfg.InitParams) != len(m.Params()) {
+			return nil, fmt.Errorf("model %s: %d starting weights for %d parameters", cfg.Spec.Name, len(cfg.InitParams), len(m.Params()))
+		}
+		copy(m.Params(), cfg.InitParams)
+	}
 	m.Meta = cfg.ModelMeta
 	p := &PS{cfg: cfg, model: m, target: harness.Target{Accuracy: cfg.Target}, inbox: make(chan inbound, 1024), done: make(chan struct{}), log: cfg.Log,
 		subj: subjects{cfg.Prefix}, names: map[protocol.WorkerID]string{}, live: map[protocol.WorkerID]time.Time{},

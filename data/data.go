@@ -170,6 +170,16 @@ func NormFromMeta(meta map[string]string) (n Norm, ok bool, err error) {
 	return n, true, nil
 }
 
+// Renormalize changes d, normalized by n, to the normalization to.
+func (n Norm) Renormalize(d *Dataset, to Norm) {
+	// x01 = x·σ + μ, then (x01 − μ')/σ', as one multiply-add.
+	a := float32(n.Std / to.Std)
+	b := float32((n.Mean - to.Mean) / to.Std)
+	for i, v := range d.X {
+		d.X[i] = v*a + b
+	}
+}
+
 // Apply normalizes d in place.
 func (n Norm) Apply(d *Dataset) {
 	m, inv := float32(n.Mean), float32(1/n.Std)

@@ -120,6 +120,11 @@ func LoadScenario(path string) (*Scenario, error) {
 	if tr, te, ok := strings.Cut(sc.Dataset, ";"); ok {
 		sc.Dataset = relTo(path, tr) + ";" + relTo(path, te)
 	}
+	// So are ONNX model files; a JSON spec stays relative to the working
+	// directory, as it always was.
+	if strings.HasSuffix(strings.ToLower(sc.Model), ".onnx") {
+		sc.Model = relTo(path, sc.Model)
+	}
 	return sc, nil
 }
 

@@ -41,6 +41,7 @@ type Env struct {
 	Train, Val *data.Dataset
 	Test       *data.Dataset
 	Spec       nn.Spec
+	Params     []float32 // an imported model's starting weights; nil: seeded
 }
 
 // NewEnv loads a scenario's data and model. valSize samples of the training
@@ -54,14 +55,15 @@ func NewEnv(sc *Scenario, valSize int) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
-	spec, err := nn.ResolveSpec(sc.Model, d.Train.Classes)
+	mm, err := harness.ResolveModel(sc.Model, d.Train.Classes, nil)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
-	if _, err := nn.Build(spec, d.Train.Shape, d.Train.Classes); err != nil {
+	if _, err := mm.New(d.Train.Shape, d.Train.Classes, sc.Seed); err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
-	return &Env{Scenario: sc, Train: d.Train, Val: d.Val, Test: d.Test, Spec: spec}, nil
+	d.UseNorm(mm)
+	return &Env{Scenario: sc, Train: d.Train, Val: d.Val, Test: d.Test, Spec: mm.Spec, Params: mm.Params}, nil
 }
 
 // Options configure one run.
@@ -204,11 +206,10 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	if opts.Seed != 0 {
 		seed = opts.Seed
 	}
-	m, err := nn.Build(env.Spec, env.Train.Shape, env.Train.Classes)
+	m, err := harness.Model{Spec: env.Spec, Params: env.Params}.New(env.Train.Shape, env.Train.Classes, seed)
 	if err != nil {
 		return nil, err
 	}
-	m.Init(seed)
 	st := opts.Settings
 	st.SampleBytes = harness.SampleBytes(env.Train)
 	if budget := Time(sc.TimeBudgetS * float64(time.Second)); st.MaxTime == 0 || budget < st.MaxTime {

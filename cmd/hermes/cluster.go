@@ -24,7 +24,6 @@ import (
 	"github.com/hermes-go/hermes/cluster"
 	"github.com/hermes-go/hermes/dashboard"
 	"github.com/hermes-go/hermes/harness"
-	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
 )
 
@@ -32,6 +31,7 @@ import (
 type psFlags struct {
 	df        dataFlags
 	model     string
+	inputNorm string
 	seed      uint64
 	target    float64
 	valSize   int
@@ -80,7 +80,8 @@ func (s *securityFlags) security() cluster.Security {
 
 func (f *psFlags) register(fs *flag.FlagSet, args []string) error {
 	f.df.register(fs)
-	fs.StringVar(&f.model, "model", "mlp", "built-in model (logreg, mlp, cnn) or a model spec JSON file")
+	fs.StringVar(&f.model, "model", "mlp", modelUsage)
+	fs.StringVar(&f.inputNorm, "input-norm", "", "MEAN,STD: normalize inputs in [0, 1] by these (default: the training set's; ONNX models: none)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of initialization, data order and splits")
 	fs.Float64Var(&f.target, "target", 0.85, "stop when the test accuracy reaches this (0: never)")
 	fs.IntVar(&f.valSize, "val", 5000, "validation samples carved from the training set")
@@ -127,16 +128,21 @@ func (f *psFlags) start(fs *flag.FlagSet, onApplied func(cluster.Status), log *s
 	if err != nil {
 		return nil, err
 	}
-	spec, err := nn.ResolveSpec(f.model, d.Train.Classes)
+	norms, err := harness.ParseNorm(f.inputNorm)
 	if err != nil {
 		return nil, err
 	}
+	mm, err := harness.ResolveModel(f.model, d.Train.Classes, norms)
+	if err != nil {
+		return nil, err
+	}
+	d.UseNorm(mm)
 	h := hyperFor(fs, f.settings, f.localLR, f.settings.Policy)
 	st := *f.settings
 	h.Apply(&st)
 	st.SampleBytes = harness.SampleBytes(d.Train)
 	cfg := cluster.PSConfig{Settings: st, LocalLR: h.LocalLR, Train: d.Train, Val: d.Val, Test: d.Test,
-		Spec: spec, ModelMeta: d.Norm.Meta(), Norm: d.Norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
+		Spec: mm.Spec, InitParams: mm.Params, ModelMeta: d.Norm.Meta(), Norm: d.Norm, Seed: f.seed, Target: f.target, NATS: f.natsURL, Listen: f.listen,
 		Security: sec, RunDir: f.runDir, Resume: f.resume, Timeout: f.timeout, CheckpointEvery: f.ckptEvery, OnApplied: onApplied, Log: log}
 	var state *dashboard.State
 	if f.http.addr != "" {

@@ -22,7 +22,8 @@ usage: hermes COMMAND [flags]
 
 commands:
   train    train a model in one process
-  eval     evaluate a saved model
+  eval     evaluate a saved model (safetensors or ONNX)
+  export   write a saved model as ONNX, or as a PyTorch state_dict
   bench    compare policies on a scenario; 'bench engine' measures the engine against PyTorch
   sim      simulate a policy on a scenario of unequal devices
   calibrate measure this machine as a scenario device: step and message costs
@@ -85,6 +86,8 @@ func run(args []string, stdout io.Writer) error {
 		return cmdTrain(rest, stdout)
 	case "eval":
 		return cmdEval(rest, stdout)
+	case "export":
+		return cmdExport(rest, stdout)
 	case "bench":
 		return cmdBench(rest, stdout)
 	case "ps":

@@ -23,7 +23,8 @@ func cmdTrain(args []string, stdout io.Writer) error {
 	var df dataFlags
 	df.register(fs)
 	cfg := train.Defaults
-	model := fs.String("model", "mlp", "built-in model (logreg, mlp, cnn) or a model spec JSON file")
+	model := fs.String("model", "mlp", modelUsage)
+	inputNorm := fs.String("input-norm", "", "MEAN,STD: normalize inputs in [0, 1] by these (default: the training set's; ONNX models: none)")
 	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "passes over the training data")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "mini-batch size")
 	fs.StringVar(&cfg.Optimizer, "optimizer", cfg.Optimizer, "sgd, momentum or adam")
@@ -33,7 +34,7 @@ func cmdTrain(args []string, stdout io.Writer) error {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of initialization, shuffles and splits")
 	val := fs.Int("val", 0, "hold out this many training samples and report accuracy on them (for choosing a recipe without the test set)")
 	threads := fs.Int("threads", 0, "cores to use (0: all)")
-	save := fs.String("save", "", "write the trained model to this .safetensors file")
+	save := fs.String("save", "", "write the trained model to this file: .safetensors, or .onnx (opset 13)")
 	initFile := fs.String("init", "", "start from the parameters in this .safetensors file")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
 	if err := parse(fs, args); err != nil {
@@ -45,10 +46,21 @@ func cmdTrain(args []string, stdout io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
+	norms, err := harness.ParseNorm(*inputNorm)
+	if err != nil {
+		return err
+	}
 	trainSet, testSet, norm, err := data.Open(df.dataset, df.train, df.test)
 	if err != nil {
 		return err
 	}
+	mm, err := harness.ResolveModel(*model, trainSet.Classes, norms)
+	if err != nil {
+		return err
+	}
+	d := harness.Data{Train: trainSet, Test: testSet, Norm: norm}
+	d.UseNorm(mm)
+	norm = d.Norm
 	evalSet, evalName := testSet, "test"
 	if *val > 0 {
 		held, rest, err := harness.SplitValidation(trainSet, *val, cfg.Seed)
@@ -57,15 +69,11 @@ func cmdTrain(args []string, stdout io.Writer) error {
 		}
 		trainSet, evalSet, evalName = rest, held, "validation"
 	}
-	spec, err := nn.ResolveSpec(*model, trainSet.Classes)
+	spec := mm.Spec
+	m, err := mm.New(trainSet.Shape, trainSet.Classes, cfg.Seed)
 	if err != nil {
 		return err
 	}
-	m, err := nn.Build(spec, trainSet.Shape, trainSet.Classes)
-	if err != nil {
-		return err
-	}
-	m.Init(cfg.Seed)
 	m.Meta = norm.Meta()
 	if *initFile != "" {
 		if err := m.Load(*initFile); err != nil {
@@ -98,7 +106,7 @@ func cmdTrain(args []string, stdout io.Writer) error {
 	wall := time.Since(start).Seconds()
 	loss, acc, sps := r.Loss, r.Accuracy, r.SamplesPerSecond
 	if *save != "" {
-		if err := m.Save(*save); err != nil {
+		if err := saveModel(m, *save, norm); err != nil {
 			return err
 		}
 		slog.Info("saved", "file", *save)
@@ -123,7 +131,8 @@ func cmdEval(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	var df dataFlags
 	df.register(fs)
-	file := fs.String("model-file", "", "a model saved by 'hermes train --save'")
+	file := fs.String("model-file", "", "a model saved by 'hermes train --save', or an ONNX file")
+	inputNorm := fs.String("input-norm", "", "MEAN,STD: the ONNX model's input normalization of values in [0, 1] (default none)")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -131,23 +140,33 @@ func cmdEval(args []string, stdout io.Writer) error {
 	if *file == "" {
 		return fmt.Errorf("eval: --model-file is required")
 	}
-	m, err := nn.LoadFile(*file)
+	if df.train != "" {
+		return fmt.Errorf("eval: --train is not used; the normalization comes from %s", *file)
+	}
+	norms, err := harness.ParseNorm(*inputNorm)
 	if err != nil {
 		return err
 	}
-	norm, ok, err := data.NormFromMeta(m.Meta)
+	if norms != nil && !isONNX(*file) {
+		return fmt.Errorf("eval: --input-norm applies to ONNX files; %s carries its own", *file)
+	}
+	m, norm, err := loadModelFile(*file, nil)
 	if err != nil {
-		return fmt.Errorf("eval: %s: %w", *file, err)
-	}
-	if !ok {
-		return fmt.Errorf("eval: %s has no input normalization (hermes.norm.*); it was not saved by hermes train", *file)
-	}
-	if df.train != "" {
-		return fmt.Errorf("eval: --train is not used; the normalization comes from %s", *file)
+		return err
 	}
 	testSet, err := data.OpenTest(df.dataset, df.test, m.Classes())
 	if err != nil {
 		return err
+	}
+	if isONNX(*file) && !nn.Shape(testSet.Shape).Equal(m.Input()) {
+		// An MLP exported from PyTorch takes flat vectors: build it for
+		// the data's images (nn.Build checks that they fit).
+		if m, norm, err = loadModelFile(*file, testSet.Shape); err != nil {
+			return err
+		}
+	}
+	if norms != nil {
+		norm = data.Norm{Mean: norms[0], Std: norms[1]}
 	}
 	norm.Apply(testSet)
 	if !nn.Shape(testSet.Shape).Equal(m.Input()) {

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -127,7 +128,7 @@ type reader struct{ b []byte }
 func (r *reader) next() (num protowire.Number, typ protowire.Type, v uint64, bs []byte, err error) {
 	num, typ, n := protowire.ConsumeTag(r.b)
 	if n < 0 {
-		return 0, 0, 0, nil, fmt.Errorf("bad field tag: %w", protowire.ParseError(n))
+		return 0, 0, 0, nil, fmt.Errorf("not ONNX, or corrupt: bad field tag: %w", protowire.ParseError(n))
 	}
 	r.b = r.b[n:]
 	switch typ {
@@ -145,7 +146,10 @@ func (r *reader) next() (num protowire.Number, typ protowire.Type, v uint64, bs 
 		n = protowire.ConsumeFieldValue(num, typ, r.b)
 	}
 	if n < 0 {
-		return 0, 0, 0, nil, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+		if err := protowire.ParseError(n); errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, 0, 0, nil, fmt.Errorf("truncated: field %d runs past the end of the file", num)
+		}
+		return 0, 0, 0, nil, fmt.Errorf("not ONNX, or corrupt: field %d: %w", num, protowire.ParseError(n))
 	}
 	r.b = r.b[n:]
 	return num, typ, v, bs, nil
