@@ -163,10 +163,13 @@ func (c *converter) input() error {
 		return fmt.Errorf("input %s has rank %d (%v), want [N, C, H, W] or [N, features]", v.Name, len(v.Dims), v.Dims)
 	}
 	for _, d := range v.Dims[1:] {
-		if d < 1 || d > 1<<20 {
+		if d < 1 || d > maxSample {
 			return fmt.Errorf("input %s has shape %v: every dimension but the batch must be fixed", v.Name, v.Dims)
 		}
 		c.in = append(c.in, int(d))
+	}
+	if c.in.Size() > maxSample || c.in.Size() < 1 {
+		return fmt.Errorf("input %s has shape %v: more than %d values per sample", v.Name, v.Dims, maxSample)
 	}
 	c.cur, c.shape = v.Name, slices.Clone(c.in)
 	c.normalize = []float64{0, 1}
@@ -324,9 +327,16 @@ func (c *converter) node(n *Node, last bool) error {
 	if err != nil {
 		return err
 	}
+	if size := c.shape.Size(); size > maxSample || size < 1 {
+		return fmt.Errorf("output of %d values per sample (shape %v), want 1 to %d", size, c.shape, maxSample)
+	}
 	c.cur = out
 	return nil
 }
+
+// maxSample bounds the values per sample of the input and of every layer's
+// output, so that a file cannot make the engine allocate without bound.
+const maxSample = 1 << 24
 
 func (c *converter) used(name string) bool {
 	for _, n := range c.g.Nodes {
