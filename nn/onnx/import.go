@@ -15,6 +15,7 @@ import (
 // Supported lists the operators Import converts, for error messages.
 const Supported = "Gemm, MatMul (+Add), Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, " +
 	"Relu, LeakyRelu, Tanh, Sigmoid, Flatten, Reshape to [N, -1], Dropout, Identity, Pad (of zero), " +
+	"Transpose (tf2onnx's NHWC input and channel-last flatten), Sub and Div by scalars at the input, " +
 	"Softmax/LogSoftmax at the output"
 
 // Imported is a sequential model read from an ONNX file: its spec, the
@@ -143,6 +144,26 @@ type converter struct {
 
 	pendingMatMul bool      // the last layer is a MatMul whose bias an Add may give
 	normalize     []float64 // [mean, std] of a Sub and Div at the front (Export writes them)
+	hwc           bool      // the value is an image transposed to channel-last (tf2onnx, before a flatten)
+}
+
+// transpose accepts the two transposes tf2onnx writes around a Keras
+// model's convolutions: NHWC to NCHW at the input, which is the engine's
+// own layout already, and NCHW to NHWC in front of a flatten, which makes
+// the flattened order the engine's, so no permutation is needed.
+func (c *converter) transpose(n *Node) error {
+	perm := ints(n, "perm", nil)
+	is := func(p ...int64) bool { return slices.Equal(perm, p) }
+	switch {
+	case is(0, 3, 1, 2) && len(c.layers) == 0 && len(c.in) == 3 && c.shape.Equal(c.in):
+		c.in = nn.Shape{c.in[2], c.in[0], c.in[1]} // declared [N H W C]
+		c.shape = slices.Clone(c.in)
+	case is(0, 2, 3, 1) && len(c.shape) == 3 && !c.hwc:
+		c.hwc = true
+	default:
+		return fmt.Errorf("perm %v of a %v value: only NHWC to NCHW at the input, or NCHW to NHWC before a flatten", perm, c.shape)
+	}
+	return nil
 }
 
 func (c *converter) input() error {
@@ -299,6 +320,8 @@ func (c *converter) node(n *Node, last bool) error {
 		err = c.dropout(n)
 	case "Sub", "Div":
 		err = c.norm(n)
+	case "Transpose":
+		err = c.transpose(n)
 	case "Identity":
 	case "Pad":
 		err = c.pad(n)
@@ -326,6 +349,9 @@ func (c *converter) node(n *Node, last bool) error {
 	}
 	if err != nil {
 		return err
+	}
+	if c.hwc && n.Op != "Transpose" && n.Op != "Flatten" && n.Op != "Reshape" {
+		return errors.New("only a Flatten or Reshape may follow a Transpose to channel-last")
 	}
 	if size := c.shape.Size(); size > maxSample || size < 1 {
 		return fmt.Errorf("output of %d values per sample (shape %v), want 1 to %d", size, c.shape, maxSample)
@@ -355,7 +381,9 @@ func (c *converter) used(name string) bool {
 // flatten records the permutation from ONNX's channel-first order of an
 // image's values to ours, for the dense layer that will consume them.
 func (c *converter) flatten() {
-	if len(c.shape) == 3 && c.shape[0] > 1 && c.shape[1]*c.shape[2] > 1 {
+	if c.hwc {
+		c.hwc = false
+	} else if len(c.shape) == 3 && c.shape[0] > 1 && c.shape[1]*c.shape[2] > 1 {
 		C, H, W := c.shape[0], c.shape[1], c.shape[2]
 		c.perm = make([]int, C*H*W)
 		for y := range H {
