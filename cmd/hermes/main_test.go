@@ -152,26 +152,32 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"worker with a bad slowdown", []string{"worker", "--slowdown", "0.5"}, []string{"slowdown = 0.5"}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			cmd := exec.Command(bin, c.args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			if err == nil || cmd.ProcessState.ExitCode() == 0 {
-				t.Fatalf("exit 0, want failure; stderr %q", stderr.String())
-			}
-			msg := strings.TrimSpace(stderr.String())
-			lines := strings.Split(msg, "\n")
-			last := lines[len(lines)-1]
-			if !strings.HasPrefix(last, "hermes: ") || strings.Contains(msg, "panic") {
-				t.Fatalf("stderr %q, want one 'hermes: ...' error line", msg)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(last, w) {
-					t.Errorf("error %q does not mention %q", last, w)
-				}
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { expectErrorLine(t, bin, c.args, false, c.want...) })
+	}
+}
+
+// expectErrorLine runs the binary, which must exit 1 with a last stderr
+// line "hermes: ..." that mentions every want (and, when only, print
+// nothing else on stderr).
+func expectErrorLine(t *testing.T, bin string, args []string, only bool, want ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1; stderr %q", err, stderr.String())
+	}
+	msg := strings.TrimSpace(stderr.String())
+	lines := strings.Split(msg, "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "hermes: ") || strings.Contains(msg, "panic") || (only && len(lines) > 1) {
+		t.Fatalf("stderr %q, want one 'hermes: ...' error line", msg)
+	}
+	for _, w := range want {
+		if !strings.Contains(last, w) {
+			t.Errorf("error %q does not mention %q", last, w)
+		}
 	}
 }
 

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/hermes-go/hermes/nn/onnx"
@@ -109,24 +107,7 @@ func TestBadONNXFiles(t *testing.T) {
 		{"image model on other images", []string{"eval", "--model-file", "../../nn/onnx/testdata/cnn.onnx", "--test", flat}, []string{"cnn.onnx", "input [1 28 28] does not match data shape [2]"}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			cmd := exec.Command(bin, c.args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			if err == nil || cmd.ProcessState.ExitCode() != 1 {
-				t.Fatalf("exit %v, want 1; stderr %q", err, stderr.String())
-			}
-			msg := strings.TrimSpace(stderr.String())
-			if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "hermes: ") {
-				t.Fatalf("stderr %q, want one 'hermes: ...' line", msg)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not mention %q", msg, w)
-				}
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { expectErrorLine(t, bin, c.args, true, c.want...) })
 	}
 }
 

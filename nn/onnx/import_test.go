@@ -36,18 +36,23 @@ func readFixture(t *testing.T, name string) (*Imported, fixture) {
 	return im, f
 }
 
-// nhwc reorders n samples of shape [C H W] from channel-first to the
-// engine's channel-last layout.
-func nhwc(x []float32, shape []int, n int) []float32 {
+// relayout reorders n images of shape [C H W] between channel-first (ONNX,
+// PyTorch) and channel-last (the engine): to channel-last when toLast.
+func relayout(x []float32, shape []int, n int, toLast bool) []float32 {
 	if len(shape) != 3 {
 		return x
 	}
-	C, H, W := shape[0], shape[1], shape[2]
+	C, HW := shape[0], shape[1]*shape[2]
 	out := make([]float32, len(x))
 	for s := range n {
 		for ch := range C {
-			for i := range H * W {
-				out[s*C*H*W+i*C+ch] = x[s*C*H*W+ch*H*W+i]
+			for i := range HW {
+				first, last := s*C*HW+ch*HW+i, s*C*HW+i*C+ch
+				if toLast {
+					out[last] = x[first]
+				} else {
+					out[first] = x[last]
+				}
 			}
 		}
 	}
@@ -68,7 +73,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			n := len(f.Output) / im.Classes
-			y := m.Forward(nhwc(f.Input, f.Shape, n), n, false)
+			y := m.Forward(relayout(f.Input, f.Shape, n, true), n, false)
 			if name == "bncnn" { // the export ends in LogSoftmax, which import drops
 				y = logSoftmax(y, im.Classes)
 			}

@@ -49,24 +49,6 @@ func runORT(t *testing.T, model []byte, dims []int, x []float32) []float32 {
 	return y.Data
 }
 
-// nchw reorders n samples of shape [C H W] from channel-last to
-// channel-first, the order ONNX models take.
-func nchw(x []float32, shape []int, n int) []float32 {
-	if len(shape) != 3 {
-		return x
-	}
-	C, H, W := shape[0], shape[1], shape[2]
-	out := make([]float32, len(x))
-	for s := range n {
-		for ch := range C {
-			for i := range H * W {
-				out[s*C*H*W+ch*H*W+i] = x[s*C*H*W+i*C+ch]
-			}
-		}
-	}
-	return out
-}
-
 // TestExportRunsInONNXRuntime is the check by a real runtime: the exported
 // model, fed raw [0, 1] images channel first, gives what hermes gives on
 // the same images normalized, within 1e-4.
@@ -87,7 +69,7 @@ func TestExportRunsInONNXRuntime(t *testing.T) {
 				normed[i] = (v - float32(norm[0])) / float32(norm[1])
 			}
 			want := m.Forward(normed, n, false)
-			got := runORT(t, b, append([]int{n}, c.in...), nchw(x, c.in, n))
+			got := runORT(t, b, append([]int{n}, c.in...), relayout(x, c.in, n, false))
 			if len(got) != len(want) {
 				t.Fatalf("onnxruntime gave %d values, want %d", len(got), len(want))
 			}

@@ -111,8 +111,8 @@ func (t *Tensor) Size() int {
 	return n
 }
 
-// maxDims bounds tensor ranks and element counts; a file that declares more
-// is refused before anything is allocated for it.
+// maxRank and maxValues bound tensor ranks and element counts; a file that
+// declares more is refused before anything is allocated for it.
 const (
 	maxRank   = 8
 	maxValues = 1 << 30
@@ -120,76 +120,112 @@ const (
 
 var errTruncated = errors.New("truncated")
 
-// reader walks the fields of one message.
-type reader struct{ b []byte }
+// field is one field of a message: its number and wire type, and its value
+// (v for varint and fixed fields, b for length-delimited ones).
+type field struct {
+	num protowire.Number
+	typ protowire.Type
+	v   uint64
+	b   []byte
+}
 
-// next returns the next field's number, type and value (the bytes of a
-// length-delimited field, or the varint or fixed value in v).
-func (r *reader) next() (num protowire.Number, typ protowire.Type, v uint64, bs []byte, err error) {
-	num, typ, n := protowire.ConsumeTag(r.b)
-	if n < 0 {
-		return 0, 0, 0, nil, fmt.Errorf("not ONNX, or corrupt: bad field tag: %w", protowire.ParseError(n))
-	}
-	r.b = r.b[n:]
-	switch typ {
-	case protowire.VarintType:
-		v, n = protowire.ConsumeVarint(r.b)
-	case protowire.Fixed32Type:
-		var x uint32
-		x, n = protowire.ConsumeFixed32(r.b)
-		v = uint64(x)
-	case protowire.Fixed64Type:
-		v, n = protowire.ConsumeFixed64(r.b)
-	case protowire.BytesType:
-		bs, n = protowire.ConsumeBytes(r.b)
-	default:
-		n = protowire.ConsumeFieldValue(num, typ, r.b)
-	}
-	if n < 0 {
-		if err := protowire.ParseError(n); errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, 0, 0, nil, fmt.Errorf("truncated: field %d runs past the end of the file", num)
+func (f field) bytes(num protowire.Number) bool { return f.num == num && f.typ == protowire.BytesType }
+func (f field) varint(num protowire.Number) bool {
+	return f.num == num && f.typ == protowire.VarintType
+}
+func (f field) fixed32(num protowire.Number) bool {
+	return f.num == num && f.typ == protowire.Fixed32Type
+}
+
+// fields calls fn on each field of the message in b, in order; fn sees
+// unknown fields too, and ignores them, as protobuf requires.
+func fields(b []byte, fn func(f field) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("not ONNX, or corrupt: bad field tag: %w", protowire.ParseError(n))
 		}
-		return 0, 0, 0, nil, fmt.Errorf("not ONNX, or corrupt: field %d: %w", num, protowire.ParseError(n))
+		b = b[n:]
+		f := field{num: num, typ: typ}
+		switch typ {
+		case protowire.VarintType:
+			f.v, n = protowire.ConsumeVarint(b)
+		case protowire.Fixed32Type:
+			var x uint32
+			x, n = protowire.ConsumeFixed32(b)
+			f.v = uint64(x)
+		case protowire.Fixed64Type:
+			f.v, n = protowire.ConsumeFixed64(b)
+		case protowire.BytesType:
+			f.b, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			if err := protowire.ParseError(n); errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("truncated: field %d runs past the end of the file", num)
+			}
+			return fmt.Errorf("not ONNX, or corrupt: field %d: %w", num, protowire.ParseError(n))
+		}
+		b = b[n:]
+		if err := fn(f); err != nil {
+			return err
+		}
 	}
-	r.b = r.b[n:]
-	return num, typ, v, bs, nil
+	return nil
 }
 
 // Decode parses a serialized ModelProto.
 func Decode(b []byte) (*Model, error) {
 	m := &Model{Metadata: map[string]string{}}
-	r := reader{b}
 	sawGraph := false
-	for len(r.b) > 0 {
-		num, typ, v, bs, err := r.next()
-		if err != nil {
-			return nil, err
-		}
+	err := fields(b, func(f field) error {
 		switch {
-		case num == 1 && typ == protowire.VarintType:
-			m.IRVersion = int64(v)
-		case num == 2 && typ == protowire.BytesType:
-			m.Producer = string(bs)
-		case num == 7 && typ == protowire.BytesType:
-			if err := decodeGraph(bs, &m.Graph); err != nil {
-				return nil, fmt.Errorf("graph: %w", err)
+		case f.varint(1):
+			m.IRVersion = int64(f.v)
+		case f.bytes(2):
+			m.Producer = string(f.b)
+		case f.bytes(7):
+			if err := decodeGraph(f.b, &m.Graph); err != nil {
+				return fmt.Errorf("graph: %w", err)
 			}
 			sawGraph = true
-		case num == 8 && typ == protowire.BytesType:
-			domain, version, err := decodeOpset(bs)
+		case f.bytes(8):
+			var domain string
+			var version int64
+			err := fields(f.b, func(f field) error {
+				if f.bytes(1) {
+					domain = string(f.b)
+				} else if f.varint(2) {
+					version = int64(f.v)
+				}
+				return nil
+			})
 			if err != nil {
-				return nil, fmt.Errorf("opset_import: %w", err)
+				return fmt.Errorf("opset_import: %w", err)
 			}
 			if domain == "" || domain == "ai.onnx" {
 				m.Opset = version
 			}
-		case num == 14 && typ == protowire.BytesType:
-			k, val, err := decodeEntry(bs)
+		case f.bytes(14):
+			var k, v string
+			err := fields(f.b, func(f field) error {
+				if f.bytes(1) {
+					k = string(f.b)
+				} else if f.bytes(2) {
+					v = string(f.b)
+				}
+				return nil
+			})
 			if err != nil {
-				return nil, fmt.Errorf("metadata_props: %w", err)
+				return fmt.Errorf("metadata_props: %w", err)
 			}
-			m.Metadata[k] = val
+			m.Metadata[k] = v
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !sawGraph {
 		return nil, errors.New("no graph (not an ONNX model, or truncated)")
@@ -197,154 +233,103 @@ func Decode(b []byte) (*Model, error) {
 	return m, nil
 }
 
-func decodeOpset(b []byte) (domain string, version int64, err error) {
-	r := reader{b}
-	for len(r.b) > 0 {
-		num, typ, v, bs, err := r.next()
-		if err != nil {
-			return "", 0, err
-		}
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			domain = string(bs)
-		case num == 2 && typ == protowire.VarintType:
-			version = int64(v)
-		}
-	}
-	return domain, version, nil
-}
-
-func decodeEntry(b []byte) (k, v string, err error) {
-	r := reader{b}
-	for len(r.b) > 0 {
-		num, typ, _, bs, err := r.next()
-		if err != nil {
-			return "", "", err
-		}
-		if typ == protowire.BytesType && num == 1 {
-			k = string(bs)
-		} else if typ == protowire.BytesType && num == 2 {
-			v = string(bs)
-		}
-	}
-	return k, v, nil
-}
-
 func decodeGraph(b []byte, g *Graph) error {
-	r := reader{b}
-	for len(r.b) > 0 {
-		num, typ, _, bs, err := r.next()
-		if err != nil {
-			return err
-		}
-		if typ != protowire.BytesType {
-			continue
-		}
-		switch num {
-		case 1:
+	return fields(b, func(f field) error {
+		switch {
+		case f.bytes(1):
 			var n Node
-			if err := decodeNode(bs, &n); err != nil {
+			if err := decodeNode(f.b, &n); err != nil {
 				return fmt.Errorf("node %d: %w", len(g.Nodes), err)
 			}
 			g.Nodes = append(g.Nodes, n)
-		case 2:
-			g.Name = string(bs)
-		case 5:
+		case f.bytes(2):
+			g.Name = string(f.b)
+		case f.bytes(5):
 			var t Tensor
-			if err := decodeTensor(bs, &t); err != nil {
+			if err := decodeTensor(f.b, &t); err != nil {
 				return fmt.Errorf("initializer %d: %w", len(g.Initializer), err)
 			}
 			g.Initializer = append(g.Initializer, t)
-		case 11, 12:
+		case f.bytes(11), f.bytes(12):
 			var vi ValueInfo
-			if err := decodeValueInfo(bs, &vi); err != nil {
+			if err := decodeValueInfo(f.b, &vi); err != nil {
 				return fmt.Errorf("input/output: %w", err)
 			}
-			if num == 11 {
+			if f.num == 11 {
 				g.Inputs = append(g.Inputs, vi)
 			} else {
 				g.Outputs = append(g.Outputs, vi)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func decodeNode(b []byte, n *Node) error {
-	r := reader{b}
-	for len(r.b) > 0 {
-		num, typ, _, bs, err := r.next()
-		if err != nil {
-			return err
-		}
-		if typ != protowire.BytesType {
-			continue
-		}
-		switch num {
-		case 1:
-			n.Inputs = append(n.Inputs, string(bs))
-		case 2:
-			n.Outputs = append(n.Outputs, string(bs))
-		case 3:
-			n.Name = string(bs)
-		case 4:
-			n.Op = string(bs)
-		case 7:
-			n.Domain = string(bs)
-		case 5:
+	return fields(b, func(f field) error {
+		switch {
+		case f.bytes(1):
+			n.Inputs = append(n.Inputs, string(f.b))
+		case f.bytes(2):
+			n.Outputs = append(n.Outputs, string(f.b))
+		case f.bytes(3):
+			n.Name = string(f.b)
+		case f.bytes(4):
+			n.Op = string(f.b)
+		case f.bytes(7):
+			n.Domain = string(f.b)
+		case f.bytes(5):
 			var a Attr
-			if err := decodeAttr(bs, &a); err != nil {
+			if err := decodeAttr(f.b, &a); err != nil {
 				return fmt.Errorf("attribute: %w", err)
 			}
 			n.Attrs = append(n.Attrs, a)
 		}
+		return nil
+	})
+}
+
+// floats appends packed little-endian float32 values to dst.
+func floats(dst []float32, b []byte, what string) ([]float32, error) {
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("%s: %d bytes", what, len(b))
 	}
-	return nil
+	for i := 0; i < len(b); i += 4 {
+		dst = append(dst, math.Float32frombits(binary.LittleEndian.Uint32(b[i:])))
+	}
+	return dst, nil
 }
 
 func decodeAttr(b []byte, a *Attr) error {
-	r := reader{b}
-	for len(r.b) > 0 {
-		num, typ, v, bs, err := r.next()
-		if err != nil {
-			return err
-		}
+	return fields(b, func(f field) error {
+		var err error
 		switch {
-		case num == 1 && typ == protowire.BytesType:
-			a.Name = string(bs)
-		case num == 20 && typ == protowire.VarintType:
-			a.Type = int(v)
-		case num == 2 && typ == protowire.Fixed32Type:
-			a.F = math.Float32frombits(uint32(v))
-		case num == 3 && typ == protowire.VarintType:
-			a.I = int64(v)
-		case num == 4 && typ == protowire.BytesType:
-			a.S = string(bs)
-		case num == 5 && typ == protowire.BytesType:
+		case f.bytes(1):
+			a.Name = string(f.b)
+		case f.varint(20):
+			a.Type = int(f.v)
+		case f.fixed32(2):
+			a.F = math.Float32frombits(uint32(f.v))
+		case f.varint(3):
+			a.I = int64(f.v)
+		case f.bytes(4):
+			a.S = string(f.b)
+		case f.bytes(5):
 			a.T = new(Tensor)
-			if err := decodeTensor(bs, a.T); err != nil {
-				return err
-			}
-		case num == 7 && typ == protowire.BytesType: // packed floats
-			if len(bs)%4 != 0 {
-				return fmt.Errorf("floats: %d bytes", len(bs))
-			}
-			for i := 0; i < len(bs); i += 4 {
-				a.Floats = append(a.Floats, math.Float32frombits(binary.LittleEndian.Uint32(bs[i:])))
-			}
-		case num == 7 && typ == protowire.Fixed32Type:
-			a.Floats = append(a.Floats, math.Float32frombits(uint32(v)))
-		case num == 8 && typ == protowire.BytesType: // packed ints
-			ints, err := varints(bs)
-			if err != nil {
-				return fmt.Errorf("ints: %w", err)
-			}
+			err = decodeTensor(f.b, a.T)
+		case f.bytes(7): // packed floats
+			a.Floats, err = floats(a.Floats, f.b, "floats")
+		case f.fixed32(7):
+			a.Floats = append(a.Floats, math.Float32frombits(uint32(f.v)))
+		case f.bytes(8): // packed ints
+			var ints []int64
+			ints, err = varints(f.b)
 			a.Ints = append(a.Ints, ints...)
-		case num == 8 && typ == protowire.VarintType:
-			a.Ints = append(a.Ints, int64(v))
+		case f.varint(8):
+			a.Ints = append(a.Ints, int64(f.v))
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 func varints(b []byte) ([]int64, error) {
@@ -361,54 +346,45 @@ func varints(b []byte) ([]int64, error) {
 }
 
 func decodeTensor(b []byte, t *Tensor) error {
-	r := reader{b}
 	var raw []byte
 	external := false
-	for len(r.b) > 0 {
-		num, typ, v, bs, err := r.next()
-		if err != nil {
-			return err
-		}
+	err := fields(b, func(f field) error {
+		var err error
 		switch {
-		case num == 1 && typ == protowire.VarintType:
-			t.Dims = append(t.Dims, int64(v))
-		case num == 1 && typ == protowire.BytesType:
-			d, err := varints(bs)
-			if err != nil {
-				return fmt.Errorf("dims: %w", err)
-			}
+		case f.varint(1):
+			t.Dims = append(t.Dims, int64(f.v))
+		case f.bytes(1):
+			var d []int64
+			d, err = varints(f.b)
 			t.Dims = append(t.Dims, d...)
-		case num == 2 && typ == protowire.VarintType:
-			t.Type = int(v)
-		case num == 4 && typ == protowire.BytesType:
-			if len(bs)%4 != 0 {
-				return fmt.Errorf("float_data: %d bytes", len(bs))
-			}
-			for i := 0; i < len(bs); i += 4 {
-				t.F = append(t.F, math.Float32frombits(binary.LittleEndian.Uint32(bs[i:])))
-			}
-		case num == 4 && typ == protowire.Fixed32Type:
-			t.F = append(t.F, math.Float32frombits(uint32(v)))
-		case (num == 5 || num == 7) && typ == protowire.BytesType:
-			d, err := varints(bs)
-			if err != nil {
-				return fmt.Errorf("int data: %w", err)
-			}
+		case f.varint(2):
+			t.Type = int(f.v)
+		case f.bytes(4):
+			t.F, err = floats(t.F, f.b, "float_data")
+		case f.fixed32(4):
+			t.F = append(t.F, math.Float32frombits(uint32(f.v)))
+		case f.bytes(5), f.bytes(7): // int32_data, int64_data
+			var d []int64
+			d, err = varints(f.b)
 			for _, x := range d {
-				if num == 5 {
+				if f.num == 5 {
 					x = int64(int32(x))
 				}
 				t.I = append(t.I, x)
 			}
-		case (num == 5 || num == 7) && typ == protowire.VarintType:
-			t.I = append(t.I, int64(v))
-		case num == 8 && typ == protowire.BytesType:
-			t.Name = string(bs)
-		case num == 9 && typ == protowire.BytesType:
-			raw = bs
-		case num == 14 && typ == protowire.VarintType:
-			external = v == 1
+		case f.varint(5), f.varint(7):
+			t.I = append(t.I, int64(f.v))
+		case f.bytes(8):
+			t.Name = string(f.b)
+		case f.bytes(9):
+			raw = f.b
+		case f.varint(14):
+			external = f.v == 1
 		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if external {
 		return fmt.Errorf("tensor %q: data in an external file is not supported (export without external data)", t.Name)
@@ -424,128 +400,95 @@ func decodeTensor(b []byte, t *Tensor) error {
 		size *= int(d)
 	}
 	if raw != nil {
-		t.bytes = len(raw)
-		switch t.Type {
-		case Float:
-			if len(raw) != 4*size {
-				return fmt.Errorf("tensor %q: %d bytes of data for dims %v", t.Name, len(raw), t.Dims)
-			}
-			t.F = make([]float32, size)
-			for i := range t.F {
-				t.F[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-			}
-		case Int64, Int32:
-			w := 8
-			if t.Type == Int32 {
-				w = 4
-			}
-			if len(raw) != w*size {
-				return fmt.Errorf("tensor %q: %d bytes of data for dims %v", t.Name, len(raw), t.Dims)
-			}
-			t.I = make([]int64, size)
-			for i := range t.I {
-				if w == 8 {
-					t.I[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
-				} else {
-					t.I[i] = int64(int32(binary.LittleEndian.Uint32(raw[4*i:])))
-				}
-			}
-		default:
-			return fmt.Errorf("tensor %q: data type %d not supported (want float32, int32 or int64)", t.Name, t.Type)
-		}
-		return nil
+		return t.setRaw(raw, size)
 	}
+	n := len(t.F)
 	switch t.Type {
 	case Float:
-		if len(t.F) != size {
-			return fmt.Errorf("tensor %q: %d values for dims %v", t.Name, len(t.F), t.Dims)
-		}
 	case Int32, Int64:
-		if len(t.I) != size {
-			return fmt.Errorf("tensor %q: %d values for dims %v", t.Name, len(t.I), t.Dims)
-		}
+		n = len(t.I)
 	default:
 		return fmt.Errorf("tensor %q: data type %d not supported (want float32, int32 or int64)", t.Name, t.Type)
 	}
+	if n != size {
+		return fmt.Errorf("tensor %q: %d values for dims %v", t.Name, n, t.Dims)
+	}
 	return nil
 }
 
+// setRaw converts raw_data, which must hold exactly size values.
+func (t *Tensor) setRaw(raw []byte, size int) error {
+	w := map[int]int{Float: 4, Int32: 4, Int64: 8}[t.Type]
+	if w == 0 {
+		return fmt.Errorf("tensor %q: data type %d not supported (want float32, int32 or int64)", t.Name, t.Type)
+	}
+	if len(raw) != w*size {
+		return fmt.Errorf("tensor %q: %d bytes of data for dims %v", t.Name, len(raw), t.Dims)
+	}
+	switch t.Type {
+	case Float:
+		t.F, _ = floats(make([]float32, 0, size), raw, "raw_data")
+	case Int32:
+		t.I = make([]int64, size)
+		for i := range t.I {
+			t.I[i] = int64(int32(binary.LittleEndian.Uint32(raw[4*i:])))
+		}
+	case Int64:
+		t.I = make([]int64, size)
+		for i := range t.I {
+			t.I[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+	}
+	return nil
+}
+
+// decodeValueInfo reads a ValueInfoProto: its name, and of its TypeProto
+// only tensor_type (element type and shape).
 func decodeValueInfo(b []byte, vi *ValueInfo) error {
-	r := reader{b}
-	for len(r.b) > 0 {
-		num, typ, _, bs, err := r.next()
-		if err != nil {
-			return err
-		}
-		if typ != protowire.BytesType {
-			continue
-		}
-		switch num {
-		case 1:
-			vi.Name = string(bs)
-		case 2: // TypeProto
-			if err := decodeType(bs, vi); err != nil {
+	return fields(b, func(f field) error {
+		switch {
+		case f.bytes(1):
+			vi.Name = string(f.b)
+		case f.bytes(2): // TypeProto
+			err := fields(f.b, func(f field) error {
+				if !f.bytes(1) { // tensor_type only
+					return nil
+				}
+				return fields(f.b, func(f field) error {
+					switch {
+					case f.varint(1):
+						vi.ElemType = int(f.v)
+					case f.bytes(2):
+						return decodeShape(f.b, vi)
+					}
+					return nil
+				})
+			})
+			if err != nil {
 				return fmt.Errorf("%s: %w", vi.Name, err)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-func decodeType(b []byte, vi *ValueInfo) error {
-	r := reader{b}
-	for len(r.b) > 0 {
-		num, typ, _, bs, err := r.next()
-		if err != nil {
-			return err
-		}
-		if num != 1 || typ != protowire.BytesType { // tensor_type only
-			continue
-		}
-		tr := reader{bs}
-		for len(tr.b) > 0 {
-			num, typ, v, bs, err := tr.next()
-			if err != nil {
-				return err
-			}
-			switch {
-			case num == 1 && typ == protowire.VarintType:
-				vi.ElemType = int(v)
-			case num == 2 && typ == protowire.BytesType:
-				if err := decodeShape(bs, vi); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
+// decodeShape reads a TensorShapeProto; a symbolic dimension is -1.
 func decodeShape(b []byte, vi *ValueInfo) error {
-	r := reader{b}
-	for len(r.b) > 0 {
-		num, typ, _, bs, err := r.next()
-		if err != nil {
-			return err
-		}
-		if num != 1 || typ != protowire.BytesType {
-			continue
+	return fields(b, func(f field) error {
+		if !f.bytes(1) {
+			return nil
 		}
 		if len(vi.Dims) >= maxRank {
 			return fmt.Errorf("shape of rank above %d", maxRank)
 		}
 		d := int64(-1)
-		dr := reader{bs}
-		for len(dr.b) > 0 {
-			num, typ, v, _, err := dr.next()
-			if err != nil {
-				return err
+		err := fields(f.b, func(f field) error {
+			if f.varint(1) {
+				d = int64(f.v)
 			}
-			if num == 1 && typ == protowire.VarintType {
-				d = int64(v)
-			}
-		}
+			return nil
+		})
 		vi.Dims = append(vi.Dims, d)
-	}
-	return nil
+		return err
+	})
 }
