@@ -107,3 +107,30 @@ func BenchmarkLeakyReLU16x28x28(b *testing.B) {
 	in := Shape{16, 28, 28}
 	benchLayer(b, &Activation{kind: "leakyrelu", alpha: 0.1, shape: in}, in, 16)
 }
+
+// TestTrainStepDoesNotAllocate: after the first step has sized every
+// buffer, a training step allocates nothing (the layers hand parallel
+// functions made once, not closures made per call).
+func TestTrainStepDoesNotAllocate(t *testing.T) {
+	for _, model := range []string{"mlp", "cnn", "bncnn"} {
+		spec, ok := Builtin(model, 10)
+		if !ok {
+			spec = bnCNN
+		}
+		m, err := Build(spec, Shape{1, 28, 28}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Init(1)
+		x, y := make([]float32, 4*784), []int32{1, 2, 3, 4}
+		opt := &SGD{Rate: 0.01}
+		step := func() {
+			m.Backprop(x, y, 4)
+			opt.Step(m.Params(), m.Grads())
+		}
+		step()
+		if n := testing.AllocsPerRun(5, step); n != 0 {
+			t.Errorf("%s: %v allocations per step, want 0", model, n)
+		}
+	}
+}

@@ -24,6 +24,12 @@ type Conv2D struct {
 	y    []float32
 	dcol []float32
 	dx   []float32
+
+	// The per-range functions handed to parallel, made once with the
+	// layer: closures made per call would escape to the engine's workers
+	// and allocate on every step. x and dy are the current call's.
+	x, dy                 []float32
+	fwd, reluBwd, dataBwd func(lo, hi int, buf *gemmBuf)
 }
 
 // NewConv2D returns a k×k convolution with the given number of filters over
@@ -33,6 +39,7 @@ func NewConv2D(in Shape, filters, k, stride, pad int, relu bool) *Conv2D {
 	l := &Conv2D{c: in[0], h: in[1], w: in[2], filters: filters, k: k, stride: stride, pad: pad, relu: relu}
 	l.oh = (l.h+2*pad-k)/stride + 1
 	l.ow = (l.w+2*pad-k)/stride + 1
+	l.fwd, l.reluBwd, l.dataBwd = l.forwardRange, l.reluRange, l.dataRange
 	return l
 }
 
@@ -65,22 +72,42 @@ func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
 	l.cols = grow(l.cols, n*P*K)
 	l.y = grow(l.y, n*P*F)
-	parallel(n, func(lo, hi int, buf *gemmBuf) {
-		l.im2col(x, lo, hi)
-		g := gemmArgs{tb: true, m: (hi - lo) * P, n: F, k: K,
-			a: l.cols[lo*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[lo*P*F:], ldc: F}
-		gemmOn(buf, &g)
-		addBiasAct(l.y[lo*P*F:hi*P*F], l.b, l.relu)
-	})
+	l.x = x
+	parallel(n, l.fwd)
+	l.x = nil
 	return l.y
+}
+
+func (l *Conv2D) forwardRange(lo, hi int, buf *gemmBuf) {
+	K, P, F := l.patch(), l.oh*l.ow, l.filters
+	l.im2col(l.x, lo, hi)
+	g := gemmArgs{tb: true, m: (hi - lo) * P, n: F, k: K,
+		a: l.cols[lo*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[lo*P*F:], ldc: F}
+	gemmOn(buf, &g)
+	addBiasAct(l.y[lo*P*F:hi*P*F], l.b, l.relu)
+}
+
+func (l *Conv2D) reluRange(lo, hi int, _ *gemmBuf) {
+	P, F := l.oh*l.ow, l.filters
+	reluMask(l.dy[lo*P*F:hi*P*F], l.y[lo*P*F:hi*P*F])
+}
+
+func (l *Conv2D) dataRange(lo, hi int, buf *gemmBuf) {
+	K, P, F := l.patch(), l.oh*l.ow, l.filters
+	size := l.h * l.w * l.c
+	g := gemmArgs{m: (hi - lo) * P, n: K, k: F,
+		a: l.dy[lo*P*F:], lda: F, b: l.wt, ldb: K, c: l.dcol[lo*P*K:], ldc: K}
+	gemmOn(buf, &g)
+	clear(l.dx[lo*size : hi*size])
+	l.col2im(l.dx, lo, hi)
 }
 
 func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
+	l.dy = dy
+	defer func() { l.dy = nil }()
 	if l.relu {
-		parallel(n, func(lo, hi int, _ *gemmBuf) {
-			reluMask(dy[lo*P*F:hi*P*F], l.y[lo*P*F:hi*P*F])
-		})
+		parallel(n, l.reluBwd)
 	}
 	sumRows(l.db, dy, n*P, F)
 	gemm(blas.Trans, blas.NoTrans, F, K, n*P, dy, F, l.cols, K, 0, l.dwt, K)
@@ -88,15 +115,8 @@ func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
 		return nil
 	}
 	l.dcol = grow(l.dcol, n*P*K)
-	size := l.h * l.w * l.c
-	l.dx = grow(l.dx, n*size)
-	parallel(n, func(lo, hi int, buf *gemmBuf) {
-		g := gemmArgs{m: (hi - lo) * P, n: K, k: F,
-			a: dy[lo*P*F:], lda: F, b: l.wt, ldb: K, c: l.dcol[lo*P*K:], ldc: K}
-		gemmOn(buf, &g)
-		clear(l.dx[lo*size : hi*size])
-		l.col2im(l.dx, lo, hi)
-	})
+	l.dx = grow(l.dx, n*l.h*l.w*l.c)
+	parallel(n, l.dataBwd)
 	return l.dx
 }
 

@@ -31,34 +31,67 @@ func gemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []float32,
 // splitGemm is gemm across cores. It is a function of its own so that the
 // closures below, which escape to the heap, are only made when it runs.
 func splitGemm(g gemmArgs) {
-	m, n, a, b, c, lda, ldb, ldc := g.m, g.n, g.a, g.b, g.c, g.lda, g.ldb, g.ldc
 	// Split C into row blocks, or column blocks when it has few rows, in
 	// whole micro-tiles.
-	if m >= 2*mr*runtime.GOMAXPROCS(0) || m >= n {
-		parallel((m+mr-1)/mr, func(lo, hi int, buf *gemmBuf) {
-			s := g
-			s.m = min(hi*mr, m) - lo*mr
-			s.c = c[lo*mr*ldc:]
-			if s.ta {
-				s.a = a[lo*mr:]
-			} else {
-				s.a = a[lo*mr*lda:]
-			}
-			gemmOn(buf, &s)
-		})
-		return
+	sp := getSplit()
+	sp.g = g
+	sp.rows = g.m >= 2*mr*runtime.GOMAXPROCS(0) || g.m >= g.n
+	if sp.rows {
+		parallel((g.m+mr-1)/mr, sp.fn)
+	} else {
+		parallel((g.n+nr-1)/nr, sp.fn)
 	}
-	parallel((n+nr-1)/nr, func(lo, hi int, buf *gemmBuf) {
-		s := g
-		s.n = min(hi*nr, n) - lo*nr
-		s.c = c[lo*nr:]
-		if s.tb {
-			s.b = b[lo*nr*ldb:]
+	sp.g = gemmArgs{} // drop the operands
+	select {
+	case splits <- sp:
+	default:
+	}
+}
+
+// gemmSplit is one split GEMM's shared state. Its range function is bound
+// once and the structs are recycled, so a split GEMM allocates nothing
+// (a closure over the arguments would escape to the workers every call).
+type gemmSplit struct {
+	g    gemmArgs
+	rows bool
+	fn   func(lo, hi int, buf *gemmBuf)
+}
+
+var splits = make(chan *gemmSplit, 16)
+
+func getSplit() *gemmSplit {
+	select {
+	case sp := <-splits:
+		return sp
+	default:
+		sp := new(gemmSplit)
+		sp.fn = sp.run
+		return sp
+	}
+}
+
+// run computes the row blocks [lo, hi) (in micro-tiles) of C, or its
+// column blocks.
+func (sp *gemmSplit) run(lo, hi int, buf *gemmBuf) {
+	s := sp.g
+	if sp.rows {
+		s.m = min(hi*mr, sp.g.m) - lo*mr
+		s.c = s.c[lo*mr*s.ldc:]
+		if s.ta {
+			s.a = s.a[lo*mr:]
 		} else {
-			s.b = b[lo*nr:]
+			s.a = s.a[lo*mr*s.lda:]
 		}
-		gemmOn(buf, &s)
-	})
+	} else {
+		s.n = min(hi*nr, sp.g.n) - lo*nr
+		s.c = s.c[lo*nr:]
+		if s.tb {
+			s.b = s.b[lo*nr*s.ldb:]
+		} else {
+			s.b = s.b[lo*nr:]
+		}
+	}
+	gemmOn(buf, &s)
 }
 
 // gemmOn runs a GEMM on the calling goroutine with the given packing space.

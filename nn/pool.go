@@ -11,6 +11,9 @@ type MaxPool2D struct {
 	arg []int32 // index into the input of each output's maximum
 	y   []float32
 	dx  []float32
+
+	x, dy    []float32 // the current call's, for fwd and bwd
+	fwd, bwd func(lo, hi int, _ *gemmBuf)
 }
 
 // NewMaxPool2D returns a max-pooling layer over inputs of shape [c, h, w].
@@ -18,6 +21,9 @@ func NewMaxPool2D(in Shape, size, stride int) *MaxPool2D {
 	l := &MaxPool2D{c: in[0], h: in[1], w: in[2], size: size, stride: stride}
 	l.oh = (l.h-size)/stride + 1
 	l.ow = (l.w-size)/stride + 1
+	// Range functions made once: see Conv2D.
+	l.fwd = func(lo, hi int, _ *gemmBuf) { l.forward(l.x, lo, hi) }
+	l.bwd = l.backward
 	return l
 }
 
@@ -35,7 +41,9 @@ func (l *MaxPool2D) Forward(x []float32, n int, train bool) []float32 {
 		l.arg = make([]int32, n*out)
 	}
 	l.arg = l.arg[:n*out]
-	parallel(n, func(lo, hi int, _ *gemmBuf) { l.forward(x, lo, hi) })
+	l.x = x
+	parallel(n, l.fwd)
+	l.x = nil
 	return l.y
 }
 
@@ -70,15 +78,19 @@ func (l *MaxPool2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	if !needDx {
 		return nil
 	}
-	in, out := l.h*l.w*l.c, l.oh*l.ow*l.c
-	l.dx = grow(l.dx, n*in)
-	parallel(n, func(lo, hi int, _ *gemmBuf) {
-		clear(l.dx[lo*in : hi*in])
-		for i, a := range l.arg[lo*out : hi*out] {
-			l.dx[a] += dy[lo*out+i]
-		}
-	})
+	l.dx = grow(l.dx, n*l.h*l.w*l.c)
+	l.dy = dy
+	parallel(n, l.bwd)
+	l.dy = nil
 	return l.dx
+}
+
+func (l *MaxPool2D) backward(lo, hi int, _ *gemmBuf) {
+	in, out := l.h*l.w*l.c, l.oh*l.ow*l.c
+	clear(l.dx[lo*in : hi*in])
+	for i, a := range l.arg[lo*out : hi*out] {
+		l.dx[a] += l.dy[lo*out+i]
+	}
 }
 
 // Flatten turns an image into a vector. Activations are already stored as
