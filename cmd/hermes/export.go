@@ -30,18 +30,15 @@ func saveModel(m *nn.Model, path string, norm data.Norm) error {
 }
 
 // loadModelFile reads a model saved by hermes (safetensors) or an ONNX
-// file, and the input normalization it was trained with. An ONNX model
-// is built for samples of shape in (nil: the shape it declares).
-func loadModelFile(path string, in nn.Shape) (*nn.Model, data.Norm, error) {
+// file (built for the input shape it declares), and the input
+// normalization it was trained with.
+func loadModelFile(path string) (*nn.Model, data.Norm, error) {
 	if isONNX(path) {
 		im, err := onnx.ReadFile(path)
 		if err != nil {
 			return nil, data.Norm{}, err
 		}
-		if in == nil {
-			in = im.Input
-		}
-		m, err := im.Model(in, im.Classes)
+		m, err := im.Model(im.Input, im.Classes)
 		if err != nil {
 			return nil, data.Norm{}, fmt.Errorf("%s: %w", path, err)
 		}
@@ -72,7 +69,7 @@ func cmdExport(args []string, stdout io.Writer) error {
 	if *file == "" || (*out == "" && *torch == "") {
 		return fmt.Errorf("export: want --model-file and --onnx or --torch-names")
 	}
-	m, norm, err := loadModelFile(*file, nil)
+	m, norm, err := loadModelFile(*file)
 	if err != nil {
 		return err
 	}

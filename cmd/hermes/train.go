@@ -15,6 +15,7 @@ import (
 	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/harness"
 	"github.com/hermes-go/hermes/nn"
+	"github.com/hermes-go/hermes/nn/onnx"
 	"github.com/hermes-go/hermes/train"
 )
 
@@ -150,19 +151,32 @@ func cmdEval(args []string, stdout io.Writer) error {
 	if norms != nil && !isONNX(*file) {
 		return fmt.Errorf("eval: --input-norm applies to ONNX files; %s carries its own", *file)
 	}
-	m, norm, err := loadModelFile(*file, nil)
-	if err != nil {
-		return err
-	}
-	testSet, err := data.OpenTest(df.dataset, df.test, m.Classes())
-	if err != nil {
-		return err
-	}
-	if isONNX(*file) && !nn.Shape(testSet.Shape).Equal(m.Input()) {
-		// An MLP exported from PyTorch takes flat vectors: build it for
-		// the data's images (nn.Build checks that they fit).
-		if m, norm, err = loadModelFile(*file, testSet.Shape); err != nil {
+	var (
+		m    *nn.Model
+		norm data.Norm
+		im   *onnx.Imported // built below, for the data's sample shape
+	)
+	classes := 0
+	if isONNX(*file) {
+		if im, err = onnx.ReadFile(*file); err != nil {
 			return err
+		}
+		classes, norm = im.Classes, data.Norm{Mean: im.Spec.Norm[0], Std: im.Spec.Norm[1]}
+	} else {
+		if m, norm, err = loadModelFile(*file); err != nil {
+			return err
+		}
+		classes = m.Classes()
+	}
+	testSet, err := data.OpenTest(df.dataset, df.test, classes)
+	if err != nil {
+		return err
+	}
+	if im != nil {
+		// An MLP exported from PyTorch takes flat vectors: it is built
+		// for the data's images, and nn.Build checks that they fit.
+		if m, err = im.Model(testSet.Shape, classes); err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
 		}
 	}
 	if norms != nil {
