@@ -117,6 +117,24 @@ type loadWorker struct {
 // run sends updates until sending ends, then waits (up to 5 s, or until
 // ctx ends) for the answer to the last one sent; it returns the latency of
 // each answered update and how many it sent.
+// join asks to take part, asking again for up to 10 s while nobody
+// answers: the server's subscriptions may not be live yet when the load
+// starts, as a worker started beside its server finds.
+func (w *loadWorker) join(ctx context.Context, join []byte) ([]byte, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reply, err := request(ctx, w.tr, w.subj.from(kindJoin, w.name), join, time.Until(deadline))
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return reply, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func (w *loadWorker) run(ctx, sending context.Context, rate float64) ([]time.Duration, int64, error) {
 	type model struct {
 		at     time.Time
@@ -146,7 +164,7 @@ func (w *loadWorker) run(ctx, sending context.Context, rate float64) ([]time.Dur
 		return nil, 0, err
 	}
 	join, _ := wire.Encode(nil, wire.Join{Name: w.name, MemoryBytes: 1 << 30, Cores: 1, Version: strconv.Itoa(wire.Version)}, wire.FP32)
-	reply, err := request(sending, w.tr, w.subj.from(kindJoin, w.name), join, 10*time.Second)
+	reply, err := w.join(sending, join)
 	if err != nil {
 		return nil, 0, fmt.Errorf("join: %w", err)
 	}
