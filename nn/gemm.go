@@ -180,17 +180,35 @@ func transposedGemm(buf *gemmBuf, g *gemmArgs) {
 	buf.t = grow(buf.t, m*n)
 	t := gemmArgs{ta: !g.tb, tb: !g.ta, m: n, n: m, k: g.k, a: g.b, lda: g.ldb, b: g.a, ldb: g.lda, c: buf.t, ldc: m}
 	serialGemm(&t, buf)
-	for i := 0; i < m; i++ {
-		row := g.c[i*g.ldc : i*g.ldc+n]
-		for j := range row {
-			v := buf.t[j*m+i]
-			switch g.beta {
-			case 0:
-				row[j] = v
-			case 1:
-				row[j] += v
-			default:
-				row[j] = g.beta*row[j] + v
+	// Back to C one row of Cᵀ at a time: reads are sequential and the
+	// strided writes stay within C, which is small on this path.
+	j := 0
+	if g.beta == 0 {
+		// Four rows of Cᵀ at a time fill four adjacent values of each
+		// row of C.
+		for ; j+4 <= n; j += 4 {
+			t0, t1, t2, t3 := buf.t[j*m:j*m+m], buf.t[(j+1)*m:(j+1)*m+m], buf.t[(j+2)*m:(j+2)*m+m], buf.t[(j+3)*m:(j+3)*m+m]
+			for i := range t0 {
+				c := g.c[i*g.ldc+j : i*g.ldc+j+4 : i*g.ldc+j+4]
+				c[0], c[1], c[2], c[3] = t0[i], t1[i], t2[i], t3[i]
+			}
+		}
+	}
+	for ; j < n; j++ {
+		src := buf.t[j*m : j*m+m]
+		c := g.c[j:]
+		switch g.beta {
+		case 0:
+			for i, v := range src {
+				c[i*g.ldc] = v
+			}
+		case 1:
+			for i, v := range src {
+				c[i*g.ldc] += v
+			}
+		default:
+			for i, v := range src {
+				c[i*g.ldc] = g.beta*c[i*g.ldc] + v
 			}
 		}
 	}
@@ -210,8 +228,9 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 		store := pc == 0 && g.beta == 0
 		// A row-major B is read in place: packing it would copy the
 		// largest operand of the weight-gradient GEMMs on every call.
-		// Only its last, partial strip is packed, to pad it with zeros.
-		// Without a pack buffer to fill, the column block can be as wide
+		// Its last, partial strip goes to a kernel that masks the
+		// missing columns (a narrow layer's weights, 10 columns, would
+		// otherwise be copied and padded on every step). Without a pack buffer to fill, the column block can be as wide
 		// as fits in L2, so that A is packed fewer times.
 		inPlace := !g.tb
 		ncb := nc
@@ -220,12 +239,8 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 		}
 		for jc := 0; jc < g.n; jc += ncb {
 			nb := min(ncb, g.n-jc)
-			last := nb / nr * nr
-			switch {
-			case !inPlace:
+			if !inPlace {
 				packB(g, buf.pb[:], pc, kb, jc, nb)
-			case last < nb:
-				packB(g, buf.pb[:], pc, kb, jc+last, nb-last)
 			}
 			for ir := 0; ir < g.m; ir += mr {
 				mb := min(mr, g.m-ir)
@@ -239,20 +254,22 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 				}
 				for jr := 0; jr < nb; jr += nr {
 					wb := min(nr, nb-jr)
-					pb, ldb := g.b, g.ldb
-					switch {
-					case inPlace && wb == nr:
-						pb = g.b[pc*g.ldb+jc+jr:]
-					case inPlace:
-						pb, ldb = buf.pb[:], nr
-					default:
-						pb, ldb = buf.pb[jr*kb:], nr
+					var pb []float32
+					ldb := nr
+					if inPlace {
+						pb, ldb = g.b[pc*g.ldb+jc+jr:], g.ldb
+					} else {
+						pb = buf.pb[jr*kb:]
 					}
-					if mb == mr && wb == nr {
+					switch {
+					case mb == mr && wb == nr:
 						kernel(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
 						continue
+					case inPlace && wb < nr:
+						narrowKernel(kb, pa, lda, pb, ldb, buf.tmp[:], wb)
+					default:
+						kernel(kb, pa, lda, pb, ldb, buf.tmp[:], nr, true)
 					}
-					kernel(kb, pa, lda, pb, ldb, buf.tmp[:], nr, true)
 					for i := 0; i < mb; i++ {
 						row := g.c[(ir+i)*g.ldc+jc+jr : (ir+i)*g.ldc+jc+jr+wb]
 						tmp := buf.tmp[i*nr : i*nr+wb]
@@ -295,11 +312,18 @@ func packB(g *gemmArgs, pb []float32, pc, kb, jc, nb int) {
 		wb := min(nr, nb-jr)
 		strip := pb[jr*kb : jr*kb+kb*nr]
 		if !g.tb {
+			// Element loops, not copy and clear: a narrow B (a dense
+			// layer with 10 outputs) has rows of a few values, and two
+			// calls per row cost more than the values.
 			for p := 0; p < kb; p++ {
 				src := g.b[(pc+p)*g.ldb+jc+jr : (pc+p)*g.ldb+jc+jr+wb]
-				d := strip[p*nr : p*nr+nr]
-				copy(d, src)
-				clear(d[wb:])
+				d := strip[p*nr : p*nr+nr : p*nr+nr]
+				for j, v := range src {
+					d[j] = v
+				}
+				for j := wb; j < nr; j++ {
+					d[j] = 0
+				}
 			}
 			continue
 		}

@@ -22,3 +22,29 @@ func kernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc 
 	_ = c[5*ldc+nr-1]
 	kernel6x16(k, &a[0], lda, &b[0], ldb, &c[0], ldc, store)
 }
+
+//go:noescape
+func kernel6x16n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask *int32)
+
+//go:noescape
+func kernel6x8n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask *int32)
+
+// laneMasks holds 16 set lanes then 16 clear ones: &laneMasks[16-w] is the
+// mask of the first w of 8 lanes.
+var laneMasks = [32]int32{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
+
+// narrowKernel computes the 6×16 block c = A·B (ldc 16) for a k×w B read in
+// place, w < 16; c's columns from w on are zero or left as they were.
+func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int) {
+	if k == 0 {
+		return
+	}
+	_ = a[5*lda+k-1]
+	_ = b[(k-1)*ldb+w-1]
+	_ = c[mr*nr-1]
+	if w > 8 {
+		kernel6x16n(k, &a[0], lda, &b[0], ldb, &c[0], &laneMasks[16-(w-8)])
+		return
+	}
+	kernel6x8n(k, &a[0], lda, &b[0], ldb, &c[0], &laneMasks[16-w])
+}

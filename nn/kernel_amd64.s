@@ -118,3 +118,133 @@ overwrite:
 	VMOVUPS Y11, 32(DX)
 	VZEROUPPER
 	RET
+
+// func kernel6x16n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask *int32)
+//
+// C[0:6, 0:16] = A[0:6, 0:k] · B[0:k, 0:w] for a B narrower than 16 columns
+// read in place: its first 8 columns whole, the rest through mask (8 lanes,
+// -1 for the columns that exist), so no padded copy of B is made and no
+// load touches memory past a row's end. C is written whole (ldc 16), the
+// missing columns as zeros. 8 < w < 16.
+TEXT ·kernel6x16n(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R10
+	SHLQ $2, R10
+	MOVQ b+24(FP), DI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	MOVQ c+40(FP), DX
+	MOVQ mask+48(FP), AX
+	VMOVUPS (AX), Y15
+	LEAQ (SI)(R10*2), R11
+	ADDQ R10, R11
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+loopn:
+	VMOVUPS (DI), Y12
+	VMASKMOVPS 32(DI), Y15, Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (SI)(R10*1), Y14
+	VFMADD231PS Y12, Y14, Y2
+	VFMADD231PS Y13, Y14, Y3
+	VBROADCASTSS (SI)(R10*2), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	VBROADCASTSS (R11), Y14
+	VFMADD231PS Y12, Y14, Y6
+	VFMADD231PS Y13, Y14, Y7
+	VBROADCASTSS (SI)(R10*4), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y9
+	VBROADCASTSS (R11)(R10*2), Y14
+	VFMADD231PS Y12, Y14, Y10
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ $4, SI
+	ADDQ $4, R11
+	ADDQ R9, DI
+	DECQ CX
+	JNZ loopn
+
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VMOVUPS Y8, 256(DX)
+	VMOVUPS Y9, 288(DX)
+	VMOVUPS Y10, 320(DX)
+	VMOVUPS Y11, 352(DX)
+	VZEROUPPER
+	RET
+
+// func kernel6x8n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask *int32)
+//
+// kernel6x16n for w <= 8: B's columns all through the mask, and only
+// C[0:6, 0:8] written (ldc 16).
+TEXT ·kernel6x8n(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R10
+	SHLQ $2, R10
+	MOVQ b+24(FP), DI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	MOVQ c+40(FP), DX
+	MOVQ mask+48(FP), AX
+	VMOVUPS (AX), Y15
+	LEAQ (SI)(R10*2), R11
+	ADDQ R10, R11
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y2, Y2, Y2
+	VXORPS Y4, Y4, Y4
+	VXORPS Y6, Y6, Y6
+	VXORPS Y8, Y8, Y8
+	VXORPS Y10, Y10, Y10
+
+loop8:
+	VMASKMOVPS (DI), Y15, Y12
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VBROADCASTSS (SI)(R10*1), Y13
+	VFMADD231PS Y12, Y13, Y2
+	VBROADCASTSS (SI)(R10*2), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VBROADCASTSS (R11), Y13
+	VFMADD231PS Y12, Y13, Y6
+	VBROADCASTSS (SI)(R10*4), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VBROADCASTSS (R11)(R10*2), Y13
+	VFMADD231PS Y12, Y13, Y10
+	ADDQ $4, SI
+	ADDQ $4, R11
+	ADDQ R9, DI
+	DECQ CX
+	JNZ loop8
+
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y8, 256(DX)
+	VMOVUPS Y10, 320(DX)
+	VZEROUPPER
+	RET

@@ -7,3 +7,7 @@ const haveKernel = false
 func kernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
 	panic("nn: no GEMM kernel on this architecture")
 }
+
+func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int) {
+	panic("nn: no GEMM kernel on this architecture")
+}

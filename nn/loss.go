@@ -23,16 +23,24 @@ func SoftmaxCrossEntropy(logits []float32, labels []int32, n, k int, grad []floa
 		if arg == y {
 			correct++
 		}
-		var sum float64
-		for _, v := range row {
-			sum += math.Exp(float64(v - mx))
-		}
-		logSum := math.Log(sum)
-		loss += logSum - float64(row[y]-mx)
+		// Each exponential once: the gradient is the softmax, exp / sum.
+		var g []float32
 		if grad != nil {
-			g := grad[r*k : r*k+k]
-			for j, v := range row {
-				g[j] = float32(math.Exp(float64(v-mx)-logSum)) * inv
+			g = grad[r*k : r*k+k]
+		}
+		var sum float64
+		for j, v := range row {
+			e := math.Exp(float64(v - mx))
+			sum += e
+			if g != nil {
+				g[j] = float32(e)
+			}
+		}
+		loss += math.Log(sum) - float64(row[y]-mx)
+		if g != nil {
+			scale := float32(1/sum) * inv
+			for j := range g {
+				g[j] *= scale
 			}
 			g[y] -= inv
 		}
