@@ -21,6 +21,9 @@ type ChunkTrainer struct {
 	x   []float32
 	y   []int32
 	idx []int
+	// staged holds a chunk's training samples side by side, when the
+	// chunk is a small part of Data (see Chunk).
+	staged data.Dataset
 }
 
 // ChunkResult is the outcome of training one chunk.
@@ -83,11 +86,25 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 		t.x = make([]float32, max(batch, testN)*size)
 		t.y = make([]int32, max(batch, testN))
 	}
+	// A chunk that is a small part of Data (the simulator's workers all
+	// draw from one shared training set) is copied together once, so that
+	// its epochs read a few megabytes instead of scattered rows of the
+	// whole set. Its order is then positions in the copy, shuffled just
+	// as the indices would be: the samples each step sees are the same.
 	order := t.idx[:0]
 	for _, i := range w.Chunk.Indices[:trainN] {
 		order = append(order, int(i))
 	}
 	t.idx = order
+	src := t.Data
+	if 4*trainN <= t.Data.Len() {
+		t.staged = data.Dataset{X: grow(t.staged.X, trainN*size), Y: growInt(t.staged.Y, trainN), Shape: t.Data.Shape, Classes: t.Data.Classes}
+		t.Data.Gather(order, t.staged.X, t.staged.Y)
+		for k := range order {
+			order[k] = k
+		}
+		src = &t.staged
+	}
 	fwd, trainFLOPs := m.FLOPs()
 	res := ChunkResult{Grad: grad}
 	lr := float32(t.LR)
@@ -97,7 +114,7 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 		epochLoss = 0
 		for i := 0; i < trainN; i += batch {
 			b := min(batch, trainN-i)
-			t.Data.Gather(order[i:i+b], t.x[:b*size], t.y[:b])
+			src.Gather(order[i:i+b], t.x[:b*size], t.y[:b])
 			epochLoss += m.Backprop(t.x[:b*size], t.y[:b], b) * float64(b)
 			nn.Axpy(1, m.Grads(), grad)
 			nn.Axpy(-lr, m.Grads(), m.Params())
@@ -118,4 +135,18 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 	}
 	copy(params, m.Params())
 	return res
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+func growInt(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n)
+	}
+	return s[:n]
 }

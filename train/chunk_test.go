@@ -37,3 +37,45 @@ func TestCostIsWhatChunkDoes(t *testing.T) {
 		}
 	}
 }
+
+// A chunk drawn from a large shared set is copied together before its
+// epochs (the simulator's case); training it must give exactly what
+// training the same samples held alone gives.
+func TestStagedChunkTrainsTheSameSamples(t *testing.T) {
+	d, err := data.Load("../testdata/fmnist-1k-images-idx3-ubyte.gz", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := nn.Builtin("logreg", d.Classes)
+	m, err := nn.Build(spec, d.Shape, d.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(1)
+	params := append([]float32(nil), m.Params()...)
+	rng := rand.New(rand.NewPCG(3, 4))
+	picked := rng.Perm(d.Len())[:100] // 85 trained: a small part, staged
+	var shared, alone protocol.Work
+	for k, i := range picked {
+		shared.Chunk.Indices = append(shared.Chunk.Indices, int32(i))
+		alone.Chunk.Indices = append(alone.Chunk.Indices, int32(k))
+	}
+	for _, w := range []*protocol.Work{&shared, &alone} {
+		w.MiniBatch, w.Epochs, w.HoldOut = 8, 3, 0.15
+	}
+	train := func(set *data.Dataset, w protocol.Work) (ChunkResult, []float32) {
+		p := append([]float32(nil), params...)
+		ct := &ChunkTrainer{Model: m, Data: set, LR: 0.05}
+		return ct.Chunk(p, w, rand.New(rand.NewPCG(5, 6)), nil), p
+	}
+	got, gotP := train(d, shared)
+	want, wantP := train(d.Subset(picked), alone)
+	if got.Loss != want.Loss || got.Steps != want.Steps {
+		t.Fatalf("staged chunk: loss %v after %d steps, alone %v after %d", got.Loss, got.Steps, want.Loss, want.Steps)
+	}
+	for i := range gotP {
+		if gotP[i] != wantP[i] || got.Grad[i] != want.Grad[i] {
+			t.Fatalf("parameter %d: staged %v (gradient %v), alone %v (%v)", i, gotP[i], got.Grad[i], wantP[i], want.Grad[i])
+		}
+	}
+}
