@@ -151,3 +151,33 @@ func TestRobustRoundAggregation(t *testing.T) {
 		}
 	}
 }
+
+// A worker that sent its round's update and then left still counts in that
+// round: the round ends without waiting for it, and the mean is over the
+// updates it holds (its sum once counted the leaver's gradient but divided
+// by one update fewer).
+func TestRoundKeepsTheUpdateOfAWorkerThatLeft(t *testing.T) {
+	for agg, want := range map[string]float32{"mean": 6.0 / 3, "median": 2} {
+		srv := newTestServer(t, func(s *Settings) {
+			s.Policy, s.MiniBatch, s.MinWorkers, s.ServerLR, s.NormBound, s.Aggregate = "bsp", 2, 3, 1, 0, agg
+		}, []float32{0}, &scriptedVal{losses: []float64{1}})
+		for w := range WorkerID(3) {
+			srv.Step(0, Register{Worker: w + 1})
+		}
+		first := srv.Ready()
+		if err := srv.Step(1, Update{Report: Report{Worker: 1, ChunkID: chunkOf(first, 1)}, Grad: []float32{1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Step(2, Leave{Worker: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []WorkerID{2, 3} {
+			if err := srv.Step(3, Update{Report: Report{Worker: w, ChunkID: chunkOf(first, w)}, Grad: []float32{float32(w)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p := srv.Params()[0]; math.Abs(float64(p+want)) > 1e-5 || srv.Version() != 1 {
+			t.Errorf("%s: params %v (version %d), want %v after one round of updates 1, 2, 3", agg, p, srv.Version(), -want)
+		}
+	}
+}

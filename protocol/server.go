@@ -273,9 +273,10 @@ func (s *Server) leave(w WorkerID) error {
 	return nil
 }
 
-// departRounds: the round no longer waits for a worker that left.
-func (s *Server) departRounds(w WorkerID) {
-	s.roundFrom = slices.DeleteFunc(s.roundFrom, func(id WorkerID) bool { return id == w })
+// departRounds: the round no longer waits for a worker that left. An
+// update it already sent stays in the round: it was computed on this
+// round's model, and its gradient is in the round's sum.
+func (s *Server) departRounds(WorkerID) {
 	s.maybeEndRound()
 }
 
