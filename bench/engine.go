@@ -38,18 +38,10 @@ type EngineResult struct {
 
 // Engine runs the benchmark. The caller sets GOMAXPROCS to c.Threads.
 func Engine(c EngineConfig) (EngineResult, error) {
-	if c.Model != "mlp" && c.Model != "cnn" {
-		return EngineResult{}, fmt.Errorf("bench engine: model %q, want mlp or cnn (the peer's models)", c.Model)
-	}
-	if c.Batch < 1 || c.Steps < 1 || c.Threads < 1 {
-		return EngineResult{}, fmt.Errorf("bench engine: batch, steps and threads must be >= 1")
-	}
-	spec, _ := nn.Builtin(c.Model, 10)
-	m, err := nn.Build(spec, nn.Shape{1, 28, 28}, 10)
+	m, err := engineModel(c)
 	if err != nil {
 		return EngineResult{}, err
 	}
-	m.Init(1)
 	x, y := randomBatch(c.Batch)
 	opt := &nn.SGD{Rate: 0.01}
 	step := func() {
@@ -78,6 +70,23 @@ func Engine(c EngineConfig) (EngineResult, error) {
 		res.Ratio = res.SamplesPerSecond / res.PeerSamplesPerSecond
 	}
 	return res, nil
+}
+
+// engineModel checks c and builds its model, initialized.
+func engineModel(c EngineConfig) (*nn.Model, error) {
+	if c.Model != "mlp" && c.Model != "cnn" {
+		return nil, fmt.Errorf("bench engine: model %q, want mlp or cnn (the peer's models)", c.Model)
+	}
+	if c.Batch < 1 || c.Steps < 1 || c.Threads < 1 {
+		return nil, fmt.Errorf("bench engine: batch, steps and threads must be >= 1")
+	}
+	spec, _ := nn.Builtin(c.Model, 10)
+	m, err := nn.Build(spec, nn.Shape{1, 28, 28}, 10)
+	if err != nil {
+		return nil, err
+	}
+	m.Init(1)
+	return m, nil
 }
 
 var peerRate = regexp.MustCompile(`([0-9.]+) samples/s`)

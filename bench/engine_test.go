@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hermes-go/hermes/nn"
 )
 
 func TestEngineMeasuresAndComparesWithPeer(t *testing.T) {
@@ -33,5 +35,32 @@ func TestEngineRejectsBadConfig(t *testing.T) {
 	_, err := Engine(EngineConfig{Model: "mlp", Batch: 1, Steps: 1, Threads: 1, Peer: bad, Python: "/bin/sh"})
 	if err == nil || !strings.Contains(err.Error(), "no torch") {
 		t.Fatalf("err = %v, want the peer's last line", err)
+	}
+}
+
+// The peak report lists every GEMM of the step and puts each below the FMA
+// peak: a GEMM "faster" than a loop of nothing but FMAs would mean the
+// peak or the FLOP count is wrong (a lane count off by two, say).
+func TestEnginePeakIsALimit(t *testing.T) {
+	r, err := EnginePeak(EngineConfig{Model: "mlp", Batch: 16, Steps: 20, Threads: 1, Rounds: 1})
+	if len(nn.FMAPeaks()) == 0 {
+		if err == nil || !strings.Contains(err.Error(), "no FMA loop") {
+			t.Fatalf("without an FMA loop: err = %v", err)
+		}
+		t.Skip("no FMA loop on this machine")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.GEMMs) != 8 { // 3 dense layers × 3, less the first one's input gradient
+		t.Fatalf("%d GEMMs, want 8: %+v", len(r.GEMMs), r.GEMMs)
+	}
+	for _, g := range r.GEMMs {
+		if !(g.OfPeak > 0 && g.OfPeak < 1.2) {
+			t.Errorf("%s (layer %d, %s) at %.2f of the peak %.1f GFLOP/s", g.Shape, g.Layer, g.Pass, g.OfPeak, r.PeakGFLOPS)
+		}
+	}
+	if !(r.StepOfPeak > 0 && r.StepOfPeak < 1.2) {
+		t.Errorf("step at %.2f of peak", r.StepOfPeak)
 	}
 }

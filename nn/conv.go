@@ -73,6 +73,7 @@ func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	l.cols = grow(l.cols, n*P*K)
 	l.y = grow(l.y, n*P*F)
 	l.x = x
+	record(blas.NoTrans, blas.Trans, n*P, F, K) // run by ranges of samples
 	parallel(n, l.fwd)
 	l.x = nil
 	return l.y
@@ -116,6 +117,7 @@ func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	}
 	l.dcol = grow(l.dcol, n*P*K)
 	l.dx = grow(l.dx, n*l.h*l.w*l.c)
+	record(blas.NoTrans, blas.NoTrans, n*P, K, F)
 	parallel(n, l.dataBwd)
 	return l.dx
 }

@@ -18,6 +18,7 @@ func gemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []float32,
 	if m == 0 || n == 0 {
 		return
 	}
+	record(ta, tb, m, n, k)
 	g := gemmArgs{ta == blas.Trans, tb == blas.Trans, m, n, k, a, lda, b, ldb, beta, c, ldc}
 	if runtime.GOMAXPROCS(0) == 1 || m*n*k < 1<<21 {
 		buf := getBuf()

@@ -48,3 +48,30 @@ func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32
 	}
 	kernel6x8n(k, &a[0], lda, &b[0], ldb, &c[0], &laneMasks[16-w])
 }
+
+//go:noescape
+func fmaLoop256(n int)
+
+//go:noescape
+func fmaLoop512(n int)
+
+// fmaLoops are the register-only FMA loops this CPU can run, widest last:
+// each does n iterations of 12 FMAs of its lanes.
+func fmaLoops() []fmaLoop {
+	var loops []fmaLoop
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		loops = append(loops, fmaLoop{"avx2+fma", 8, fmaLoop256})
+	}
+	if cpu.X86.HasAVX512F {
+		loops = append(loops, fmaLoop{"avx512f", 16, fmaLoop512})
+	}
+	return loops
+}
+
+// kernelISA names the instruction set the GEMM kernel uses.
+func kernelISA() string {
+	if haveKernel {
+		return "avx2+fma"
+	}
+	return "gonum (pure Go)"
+}

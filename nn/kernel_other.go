@@ -11,3 +11,7 @@ func kernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc 
 func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int) {
 	panic("nn: no GEMM kernel on this architecture")
 }
+
+func fmaLoops() []fmaLoop { return nil }
+
+func kernelISA() string { return "gonum (pure Go)" }

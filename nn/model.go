@@ -144,17 +144,22 @@ func (m *Model) Backprop(x []float32, labels []int32, n int) float64 {
 	m.dlogits = grow(m.dlogits, n*m.classes)
 	loss, _ := SoftmaxCrossEntropy(logits, labels, n, m.classes, m.dlogits)
 	dy := m.dlogits
-	// Below the first layer with parameters no gradient is wanted: the
-	// input gradient of, say, the first dense layer behind a flatten would
-	// cost as much as its weight gradient and go nowhere.
-	first := 0
-	for first < len(m.layers)-1 && m.layers[first].NumParams() == 0 {
-		first++
-	}
+	first := m.firstTrained()
 	for i := len(m.layers) - 1; i >= first; i-- {
 		dy = m.layers[i].Backward(dy, n, i > first)
 	}
 	return loss
+}
+
+// firstTrained is the first layer with parameters. Below it no gradient
+// is wanted: the input gradient of, say, the first dense layer behind a
+// flatten would cost as much as its weight gradient and go nowhere.
+func (m *Model) firstTrained() int {
+	first := 0
+	for first < len(m.layers)-1 && m.layers[first].NumParams() == 0 {
+		first++
+	}
+	return first
 }
 
 // Evaluate returns the mean loss and the accuracy of the model on n samples,

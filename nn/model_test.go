@@ -1,9 +1,11 @@
 package nn
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -141,4 +143,41 @@ func TestLoadWrongShapeLeavesModelUnchanged(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "garbage.safetensors")
 	os.WriteFile(bad, []byte("\xff\xff\xff\xff\xff\xff\xff\xffjunk"), 0o644)
 	errContains(t, m.Load(bad), bad, "header length")
+}
+
+// StepGEMMs lists every product of a training step, with its layer: for
+// the CNN, each convolution's forward, weight-gradient and (but for the
+// first) data-gradient GEMM, and each dense layer's three (but for the
+// first trained layer's input gradient). Their FLOPs are the step's.
+func TestStepGEMMsListsTheStep(t *testing.T) {
+	spec, _ := Builtin("cnn", 10)
+	m, err := Build(spec, Shape{1, 28, 28}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(1)
+	calls := m.StepGEMMs(4)
+	var got []string
+	for _, c := range calls {
+		got = append(got, fmt.Sprintf("%d %s %s %v", c.Layer, c.Type, c.Pass, c))
+	}
+	want := []string{
+		"0 conv2d forward 3136×32×25 NT",
+		"2 conv2d forward 784×64×800 NT",
+		"5 dense forward 4×512×3136 NN",
+		"6 dense forward 4×10×512 NN",
+		"6 dense backward 512×10×4 TN",
+		"6 dense backward 4×512×10 NT",
+		"5 dense backward 3136×512×4 TN",
+		"5 dense backward 4×3136×512 NT",
+		"2 conv2d backward 64×800×784 TN",
+		"2 conv2d backward 784×800×64 NN",
+		"0 conv2d backward 32×25×3136 TN",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("step GEMMs:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if recorder.Load() != nil {
+		t.Fatal("the recorder is still on after StepGEMMs")
+	}
 }

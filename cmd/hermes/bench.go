@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
 	"strings"
 
 	"github.com/hermes-go/hermes/bench"
@@ -153,12 +155,19 @@ func cmdBenchEngine(args []string, stdout io.Writer) error {
 	fs.StringVar(&c.Peer, "peer", "", "also run the PyTorch peer script (torch_engine.py) and report the ratio")
 	fs.IntVar(&c.Rounds, "rounds", 2, "alternate hermes and the peer this many times, keep each one's best")
 	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "python interpreter with torch, for --peer")
+	peak := fs.Bool("peak", false, "measure the core's FMA peak and each GEMM of the training step against it (not with --peer)")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := setThreads(c.Threads); err != nil {
 		return err
+	}
+	if *peak {
+		if c.Peer != "" {
+			return errors.New("bench engine: --peak and --peer measure different things; run them one at a time")
+		}
+		return benchPeak(c, *asJSON, stdout)
 	}
 	r, err := bench.Engine(c)
 	if err != nil {
@@ -172,4 +181,39 @@ func cmdBenchEngine(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "torch  %s batch %d threads %d: %.1f samples/s\nratio hermes/torch: %.3f\n", r.Model, r.Batch, r.Threads, r.PeerSamplesPerSecond, r.Ratio)
 	}
 	return nil
+}
+
+func benchPeak(c bench.EngineConfig, asJSON bool, stdout io.Writer) error {
+	r, err := bench.EnginePeak(c)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, r)
+	}
+	fmt.Fprintf(stdout, "CPU: %s; GEMM kernel: %s; threads %d\n", cpuName(), r.KernelISA, r.Threads)
+	for _, p := range r.Peaks {
+		fmt.Fprintf(stdout, "FMA peak per core, %s (%d lanes): %.1f GFLOP/s\n", p.ISA, p.Lanes, p.GFLOPS)
+	}
+	fmt.Fprintf(stdout, "fractions below are of %.1f GFLOP/s (the best peak x %d threads)\n\n", r.PeakGFLOPS, r.Threads)
+	fmt.Fprintf(stdout, "%-5s %-13s %-9s %-20s %8s %8s %7s\n", "layer", "type", "pass", "GEMM (m×n×k, op)", "MFLOP", "GFLOP/s", "of peak")
+	for _, g := range r.GEMMs {
+		fmt.Fprintf(stdout, "%-5d %-13s %-9s %-20s %8.2f %8.1f %6.0f%%\n", g.Layer, g.Type, g.Pass, g.Shape, g.FLOPs()/1e6, g.GFLOPS, 100*g.OfPeak)
+	}
+	fmt.Fprintf(stdout, "\n%s batch %d training step: %.1f samples/s, %.1f GFLOP/s of GEMM arithmetic over the whole step, %.0f%% of peak\n",
+		r.Model, r.Batch, r.SamplesPerSecond, r.StepGFLOPS, 100*r.StepOfPeak)
+	return nil
+}
+
+// cpuName is the model name /proc/cpuinfo gives, or GOARCH.
+func cpuName() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return runtime.GOARCH
 }

@@ -1,0 +1,142 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"gonum.org/v1/gonum/blas"
+)
+
+// Peak is a core's measured FMA throughput for one instruction set.
+type Peak struct {
+	ISA    string  `json:"isa"`
+	Lanes  int     `json:"lanes"` // float32 values per register
+	GFLOPS float64 `json:"gflops"`
+}
+
+type fmaLoop struct {
+	isa   string
+	lanes int
+	run   func(n int)
+}
+
+// FMAPeaks measures, on the calling goroutine's core, the FMA throughput
+// of every instruction set the CPU has that the engine has a loop for
+// (none on machines without assembly): the best of several timed runs of
+// a loop of independent FMAs on registers, which no real kernel exceeds.
+func FMAPeaks() []Peak {
+	var peaks []Peak
+	for _, l := range fmaLoops() {
+		const n = 1 << 22
+		l.run(n / 16) // wake the wide units up
+		var best float64
+		for range 5 {
+			t0 := time.Now()
+			l.run(n)
+			best = max(best, float64(n)*12*float64(l.lanes)*2/time.Since(t0).Seconds()/1e9)
+		}
+		peaks = append(peaks, Peak{ISA: l.isa, Lanes: l.lanes, GFLOPS: best})
+	}
+	return peaks
+}
+
+// KernelISA names the instruction set of the GEMM kernel in use.
+func KernelISA() string { return kernelISA() }
+
+// GEMMShape is one matrix product of a training step as the engine runs it:
+// C (M×N) = op(A) (M×K) · op(B) (K×N).
+type GEMMShape struct {
+	Layer  int    `json:"layer"` // index in the model
+	Type   string `json:"type"`  // the layer's spec type
+	Pass   string `json:"pass"`  // forward or backward
+	TA, TB bool   `json:"-"`
+	M      int    `json:"m"`
+	N      int    `json:"n"`
+	K      int    `json:"k"`
+}
+
+// FLOPs is the product's arithmetic, 2·M·N·K.
+func (s GEMMShape) FLOPs() float64 { return 2 * float64(s.M) * float64(s.N) * float64(s.K) }
+
+func (s GEMMShape) String() string {
+	op := func(t bool) byte {
+		if t {
+			return 'T'
+		}
+		return 'N'
+	}
+	return fmt.Sprintf("%d×%d×%d %c%c", s.M, s.N, s.K, op(s.TA), op(s.TB))
+}
+
+// Run returns a function that computes the product once, on operands of
+// its shape made here (random values; speed does not depend on them).
+func (s GEMMShape) Run() func() {
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = rng.Float32()
+		}
+		return v
+	}
+	ta, tb := blas.NoTrans, blas.NoTrans
+	lda, ldb := s.K, s.N
+	if s.TA {
+		ta, lda = blas.Trans, s.M
+	}
+	if s.TB {
+		tb, ldb = blas.Trans, s.K
+	}
+	a, b, c := fill(s.M*s.K), fill(s.K*s.N), make([]float32, s.M*s.N)
+	return func() { gemm(ta, tb, s.M, s.N, s.K, a, lda, b, ldb, 0, c, s.N) }
+}
+
+// recorder, when set, receives every GEMM the engine runs (StepGEMMs).
+var recorder atomic.Pointer[gemmRecorder]
+
+type gemmRecorder struct {
+	layer int
+	pass  string
+	calls []GEMMShape
+}
+
+func record(ta, tb blas.Transpose, m, n, k int) {
+	r := recorder.Load()
+	if r == nil {
+		return
+	}
+	r.calls = append(r.calls, GEMMShape{Layer: r.layer, Pass: r.pass, TA: ta == blas.Trans, TB: tb == blas.Trans, M: m, N: n, K: k})
+}
+
+// StepGEMMs returns the GEMMs of one training step of m on n samples, in
+// the order they run. It records every GEMM of the process while it runs,
+// so nothing else may train beside it (it is for benchmarks).
+func (m *Model) StepGEMMs(n int) []GEMMShape {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, n*m.in.Size())
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	labels := make([]int32, n)
+	r := &gemmRecorder{}
+	recorder.Store(r)
+	defer recorder.Store(nil)
+	for i, l := range m.layers {
+		r.layer, r.pass = i, "forward"
+		x = l.Forward(x, n, true)
+	}
+	m.dlogits = grow(m.dlogits, n*m.classes)
+	SoftmaxCrossEntropy(x, labels, n, m.classes, m.dlogits)
+	dy := m.dlogits
+	first := m.firstTrained()
+	for i := len(m.layers) - 1; i >= first; i-- {
+		r.layer, r.pass = i, "backward"
+		dy = m.layers[i].Backward(dy, n, i > first)
+	}
+	for i := range r.calls {
+		r.calls[i].Type = m.built[r.calls[i].Layer].Type
+	}
+	return r.calls
+}
