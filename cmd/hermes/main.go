@@ -63,6 +63,21 @@ func hermes() int {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
+	// HERMES_MEMPROFILE=FILE writes a heap profile at exit; its
+	// alloc_space shows what a run allocated, and where.
+	if path := os.Getenv("HERMES_MEMPROFILE"); path != "" {
+		defer func() {
+			runtime.GC() // publish the allocations since the last collection
+			f, err := os.Create(path)
+			if err == nil {
+				err = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "hermes: HERMES_MEMPROFILE:", err)
+			}
+		}()
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "hermes:", err)
