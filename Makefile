@@ -5,7 +5,7 @@ GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 PEER ?= ../shared/peers/torch_engine.py
 export CGO_ENABLED = 0
 
-.PHONY: all build demo test cross bench bench-engine deps-data deps-peer deps-nats deps-browser deps-ort onnx-fixtures clean
+.PHONY: all build demo test cross arm64-test bench bench-engine deps-data deps-peer deps-nats deps-browser deps-ort deps-qemu onnx-fixtures clean
 
 all: build
 
@@ -27,6 +27,9 @@ deps-browser:
 deps-ort:
 	scripts/deps.sh ort
 
+deps-qemu:
+	scripts/deps.sh qemu
+
 # The ONNX import tests' fixtures, exported by PyTorch (committed, so that
 # make test does not need torch).
 onnx-fixtures: deps-peer
@@ -41,12 +44,18 @@ demo: deps-data build
 # race detector, which needs cgo.
 # HERMES_ORT=required: the ONNX export's check by onnxruntime fails rather
 # than skips when the runtime is missing.
-test: deps-data deps-nats deps-browser deps-ort
+# HERMES_QEMU=required: the arm64 binary's training check under qemu fails
+# rather than skips when qemu is missing.
+test: deps-data deps-nats deps-browser deps-ort deps-qemu
 	@test -z "$$($(GOFMT) -l .)" || { echo "gofmt needed:"; $(GOFMT) -l .; exit 1; }
 	$(GO) vet ./...
 	HERMES_ORT=required $(GO) test $$($(GO) list ./... | grep -v -e '/cluster$$' -e '/cmd/hermes$$')
-	CGO_ENABLED=1 $(GO) test -race ./cluster ./cmd/hermes
-	$(MAKE) cross
+	HERMES_QEMU=required CGO_ENABLED=1 $(GO) test -race ./cluster ./cmd/hermes
+	$(MAKE) cross arm64-test
+
+# The engine's tests on arm64 (the NEON kernel against gonum), run by qemu.
+arm64-test: deps-qemu
+	GOARCH=arm64 $(GO) test -exec qemu-aarch64-static ./nn
 
 # The binary is static and must build for the boards it runs on.
 cross:

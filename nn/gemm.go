@@ -267,7 +267,7 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 						kernel(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
 						continue
 					case inPlace && wb < nr:
-						narrowKernel(kb, pa, lda, pb, ldb, buf.tmp[:], wb)
+						narrowKernel(kb, pa, lda, pb, ldb, buf.tmp[:], wb, buf.pb[:])
 					default:
 						kernel(kb, pa, lda, pb, ldb, buf.tmp[:], nr, true)
 					}
@@ -336,6 +336,20 @@ func packB(g *gemmArgs, pb []float32, pc, kb, jc, nb int) {
 			for p, v := range src {
 				strip[p*nr+j] = v
 			}
+		}
+	}
+}
+
+// packNarrow copies the k×w B (w < nr) into pb as k rows of nr values,
+// padded with zeros: a whole strip for kernels that cannot mask.
+func packNarrow(k int, b []float32, ldb, w int, pb []float32) {
+	for p := 0; p < k; p++ {
+		d := pb[p*nr : p*nr+nr : p*nr+nr]
+		for j, v := range b[p*ldb : p*ldb+w] {
+			d[j] = v
+		}
+		for j := w; j < nr; j++ {
+			d[j] = 0
 		}
 	}
 }

@@ -35,7 +35,8 @@ var laneMasks = [32]int32{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
 
 // narrowKernel computes the 6×16 block c = A·B (ldc 16) for a k×w B read in
 // place, w < 16; c's columns from w on are zero or left as they were.
-func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int) {
+// scratch is not needed here.
+func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int, _ []float32) {
 	if k == 0 {
 		return
 	}

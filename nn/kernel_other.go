@@ -1,4 +1,4 @@
-//go:build !amd64 || purego
+//go:build !(amd64 || arm64) || purego
 
 package nn
 
@@ -8,7 +8,7 @@ func kernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc 
 	panic("nn: no GEMM kernel on this architecture")
 }
 
-func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int) {
+func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int, scratch []float32) {
 	panic("nn: no GEMM kernel on this architecture")
 }
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # deps.sh installs what Hermes-Go's make targets need and the machine lacks.
-# Usage: scripts/deps.sh [data] [peer]
+# Usage: scripts/deps.sh GROUP...
 #   data  the Fashion-MNIST data set (Debian package dataset-fashion-mnist)
 #   nats  an external NATS server (Debian nats-server) for the cluster tests
 #   peer  PyTorch and OpenBLAS for 'hermes bench engine --peer'
 #   browser  Chromium, headless, for the dashboard's browser test
 #   ort   Node.js and onnxruntime-node (npm, into scripts/ort) for the check
 #         of the ONNX export by a real runtime
+#   qemu  qemu-user-static, to run the arm64 build's tests on this machine
 # Go itself must be installed (https://go.dev/doc/install); go fetches the
 # Go modules on first build.
 set -euo pipefail
@@ -32,8 +33,11 @@ for want in "$@"; do
 		command -v node >/dev/null || need+=(nodejs)
 		command -v npm >/dev/null || need+=(npm)
 		;;
+	qemu)
+		command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+		;;
 	*)
-		echo "deps.sh: unknown dependency group $want (want data, nats, browser, peer or ort)" >&2
+		echo "deps.sh: unknown dependency group $want (want data, nats, browser, peer, ort or qemu)" >&2
 		exit 2
 		;;
 	esac
