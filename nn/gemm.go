@@ -110,7 +110,7 @@ func gemmOn(buf *gemmBuf, g *gemmArgs) {
 		transposedGemm(buf, g)
 		return
 	}
-	if !haveKernel {
+	if !haveKernel || (!kernelReadsBInPlace && g.m*g.n*g.k >= goKernelMax) {
 		ta, tb := blas.NoTrans, blas.NoTrans
 		if g.ta {
 			ta = blas.Trans
@@ -233,7 +233,7 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 		// missing columns (a narrow layer's weights, 10 columns, would
 		// otherwise be copied and padded on every step). Without a pack buffer to fill, the column block can be as wide
 		// as fits in L2, so that A is packed fewer times.
-		inPlace := !g.tb
+		inPlace := !g.tb && kernelReadsBInPlace
 		ncb := nc
 		if inPlace {
 			ncb = max(nc, l2Floats/kb/nr*nr)

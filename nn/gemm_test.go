@@ -68,3 +68,45 @@ func BenchmarkGemm512(b *testing.B) {
 	}
 	b.ReportMetric(2*n*n*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
+
+// The Go micro-kernel (the purego and armv7 builds' path) against gonum,
+// in every build: strides wider than the block, overwrite and accumulate.
+func TestKernelGoMatchesGonum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, k := range []int{1, 7, 256} {
+		lda, ldb, ldc := k+3, nr+5, nr+2
+		a, b := make([]float32, mr*lda), make([]float32, k*ldb)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64())
+		}
+		for i := range b {
+			b[i] = float32(rng.NormFloat64())
+		}
+		for _, store := range []bool{true, false} {
+			c := make([]float32, mr*ldc)
+			for i := range c {
+				c[i] = float32(rng.NormFloat64())
+			}
+			want := append([]float32(nil), c...)
+			beta := float32(1)
+			if store {
+				beta = 0
+			}
+			kernelGo(k, a, lda, b, ldb, c, ldc, store)
+			gonumGemm(blas.NoTrans, blas.NoTrans, mr, nr, k, a, lda, b, ldb, beta, want, ldc)
+			for i := 0; i < mr; i++ {
+				for j := 0; j < nr; j++ {
+					got, w := c[i*ldc+j], want[i*ldc+j]
+					if math.Abs(float64(got-w)) > 1e-4*(1+math.Abs(float64(w))) {
+						t.Fatalf("k %d, store %v: c[%d][%d] = %v, gonum %v", k, store, i, j, got, w)
+					}
+				}
+			}
+			for j := nr; j < ldc; j++ { // beyond the block: untouched
+				if c[j] != want[j] {
+					t.Fatalf("k %d: wrote c[0][%d] outside the block", k, j)
+				}
+			}
+		}
+	}
+}

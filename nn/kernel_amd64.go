@@ -76,3 +76,8 @@ func kernelISA() string {
 	}
 	return "gonum (pure Go)"
 }
+
+// kernelReadsBInPlace: the assembly kernels read a row-major B in place.
+const kernelReadsBInPlace = true
+
+const goKernelMax = 0 // unused: the assembly kernels take every size

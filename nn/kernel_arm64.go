@@ -39,3 +39,8 @@ func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32
 func fmaLoops() []fmaLoop { return []fmaLoop{{"neon", 4, fmaLoopNEON}} }
 
 func kernelISA() string { return "neon" }
+
+// kernelReadsBInPlace: the assembly kernels read a row-major B in place.
+const kernelReadsBInPlace = true
+
+const goKernelMax = 0 // unused: the assembly kernels take every size
