@@ -6,23 +6,6 @@ import "golang.org/x/sys/cpu"
 
 var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// kernel6x16 computes the 6×16 block C = A·B (or C += A·B unless store) for
-// a 6×k A, a k×16 B and the block of C, all row-major with the given row
-// strides.
-//
-//go:noescape
-func kernel6x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool)
-
-func kernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
-	if k == 0 {
-		return
-	}
-	_ = a[5*lda+k-1]
-	_ = b[(k-1)*ldb+nr-1]
-	_ = c[5*ldc+nr-1]
-	kernel6x16(k, &a[0], lda, &b[0], ldb, &c[0], ldc, store)
-}
-
 //go:noescape
 func kernel6x16n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask *int32)
 
