@@ -271,6 +271,10 @@ func runCluster(t *testing.T, net fixtureNet, hostile bool) Summary {
 	if !r.sum.ReachedTarget || r.sum.FinalAccuracy < 0.75 || r.sum.StopReason != "target accuracy" {
 		t.Fatalf("summary %+v", r.sum)
 	}
+	// Training time starts with the first chunk, after the joins.
+	if !(r.sum.TrainSeconds > 0 && r.sum.TrainSeconds <= r.sum.WallSeconds) {
+		t.Fatalf("train seconds %v, wall seconds %v", r.sum.TrainSeconds, r.sum.WallSeconds)
+	}
 	checkRunDir(t, dir, r.sum)
 	return r.sum
 }

@@ -96,13 +96,18 @@ type Summary struct {
 	FinalAccuracy float64 `json:"final_accuracy"`
 	BestAccuracy  float64 `json:"best_accuracy"`
 	WallSeconds   float64 `json:"wall_seconds"`
-	BytesTotal    int64   `json:"bytes_total"`
-	UpdatesTotal  int64   `json:"updates_total"`
-	Workers       int     `json:"workers"`
-	StopReason    string  `json:"stop_reason"`
-	Version       int64   `json:"version"`      // global-model changes so far
-	ResumedFrom   int64   `json:"resumed_from"` // the version a resumed run started at (0: not resumed)
-	Lost          int     `json:"lost_workers"` // timed out; their chunks were handed out again
+	// TrainSeconds is the wall time from the first chunk handed out to the
+	// end of the run (of this process, after a resume): the run without
+	// the start-up and the joins before it, what a simulation's virtual
+	// time to target compares with.
+	TrainSeconds float64 `json:"train_seconds"`
+	BytesTotal   int64   `json:"bytes_total"`
+	UpdatesTotal int64   `json:"updates_total"`
+	Workers      int     `json:"workers"`
+	StopReason   string  `json:"stop_reason"`
+	Version      int64   `json:"version"`      // global-model changes so far
+	ResumedFrom  int64   `json:"resumed_from"` // the version a resumed run started at (0: not resumed)
+	Lost         int     `json:"lost_workers"` // timed out; their chunks were handed out again
 	// Auth is how workers prove who they are: "nkey" or "mtls" (each its
 	// own identity and permissions), "token" (one shared identity), or
 	// "none".
@@ -147,6 +152,7 @@ type PS struct {
 	bytesOut   atomic.Int64
 	validating timedValidator
 	start      time.Time
+	firstChunk time.Time     // when the first chunk was handed out
 	offset     time.Duration // run time before a resume
 	lastSave   time.Time
 	// lastMeasured is the version of the newest test measurement; result
@@ -281,6 +287,9 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 func (p *PS) summary() Summary {
 	sum := p.sum
 	sum.WallSeconds = p.elapsed().Seconds()
+	if !p.firstChunk.IsZero() {
+		sum.TrainSeconds = time.Since(p.firstChunk).Seconds()
+	}
 	sum.BytesTotal = p.bytesIn.Load() + p.bytesOut.Load()
 	sum.Workers = len(p.status)
 	sum.Version = p.srv.Version()
@@ -390,6 +399,9 @@ func (p *PS) act(a protocol.Action) {
 	case protocol.SendModel:
 		p.publish(a.To, wire.Model{Version: a.Version, Params: a.Params})
 	case protocol.Assign:
+		if p.firstChunk.IsZero() {
+			p.firstChunk = time.Now()
+		}
 		p.assign(a)
 	case protocol.Discarded:
 		for _, id := range a.From {

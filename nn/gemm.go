@@ -309,25 +309,32 @@ func packA(g *gemmArgs, pa []float32, ir, mb, pc, kb int) {
 // packB copies op(b)[pc:pc+kb, jc:jc+nb] into pb as 16-column strips, each
 // kb rows of nr values, zero-padding the last strip.
 func packB(g *gemmArgs, pb []float32, pc, kb, jc, nb int) {
+	if !g.tb {
+		// Row by row across the strips: B is read in the order it lies,
+		// one page after another, not one value per row per strip.
+		for p := 0; p < kb; p++ {
+			row := g.b[(pc+p)*g.ldb+jc : (pc+p)*g.ldb+jc+nb]
+			for jr := 0; jr < nb; jr += nr {
+				d := (*[nr]float32)(pb[jr*kb+p*nr:])
+				if jr+nr <= nb {
+					*d = *(*[nr]float32)(row[jr:])
+					continue
+				}
+				wb := nb - jr
+				for j := range d {
+					if j < wb {
+						d[j] = row[jr+j]
+					} else {
+						d[j] = 0
+					}
+				}
+			}
+		}
+		return
+	}
 	for jr := 0; jr < nb; jr += nr {
 		wb := min(nr, nb-jr)
 		strip := pb[jr*kb : jr*kb+kb*nr]
-		if !g.tb {
-			// Element loops, not copy and clear: a narrow B (a dense
-			// layer with 10 outputs) has rows of a few values, and two
-			// calls per row cost more than the values.
-			for p := 0; p < kb; p++ {
-				src := g.b[(pc+p)*g.ldb+jc+jr : (pc+p)*g.ldb+jc+jr+wb]
-				d := strip[p*nr : p*nr+nr : p*nr+nr]
-				for j, v := range src {
-					d[j] = v
-				}
-				for j := wb; j < nr; j++ {
-					d[j] = 0
-				}
-			}
-			continue
-		}
 		if wb < nr {
 			clear(strip)
 		}

@@ -3,7 +3,8 @@
 # `hermes demo --policy P` RUNS times per policy (4 workers slowed 1, 2, 4
 # and 8 times on this machine) and `hermes bench --scenario
 # scenarios/demo-4.json` over as many seeds, and prints each policy's median
-# time to target relative to hermes in both. Run from the repository root
+# time to target relative to hermes in both (the demo's from its first
+# chunk, as the simulation's devices all join at 0). Run from the repository root
 # after `make build`, on an otherwise idle machine.
 set -euo pipefail
 policies=${POLICIES:-hermes localsgd asp bsp}
@@ -20,11 +21,11 @@ done
 	tail -1 >"$tmp/sim.json"
 printf '| policy | demo: median s (runs) | demo / hermes | sim: median s | sim / hermes | agree within |\n| --- | ---: | ---: | ---: | ---: | ---: |\n'
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-demo_h=$(cat "$tmp"/demo-hermes-*.json | jq -r 'if .reached_target then .wall_seconds else "inf" end' | median)
+demo_h=$(cat "$tmp"/demo-hermes-*.json | jq -r 'if .reached_target then .train_seconds else "inf" end' | median)
 sim_h=$(jq -r '.results[] | select(.policy=="hermes") | .time_to_target_s' "$tmp/sim.json")
 for p in $policies; do
-	all=$(cat "$tmp"/demo-$p-*.json | jq -r 'if .reached_target then .wall_seconds else "inf" end' | tr '\n' ' ')
-	d=$(cat "$tmp"/demo-$p-*.json | jq -r 'if .reached_target then .wall_seconds else "inf" end' | median)
+	all=$(cat "$tmp"/demo-$p-*.json | jq -r 'if .reached_target then .train_seconds else "inf" end' | tr '\n' ' ')
+	d=$(cat "$tmp"/demo-$p-*.json | jq -r 'if .reached_target then .train_seconds else "inf" end' | median)
 	s=$(jq -r --arg p "$p" '.results[] | select(.policy==$p) | .time_to_target_s' "$tmp/sim.json")
 	awk -v p="$p" -v d="$d" -v dh="$demo_h" -v s="$s" -v sh="$sim_h" -v all="$all" 'BEGIN {
 		dr = d / dh; sr = s / sh; off = (sr > dr ? sr / dr : dr / sr) - 1
