@@ -227,12 +227,14 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 		// With beta = 0 the first k-block overwrites C, so C is neither
 		// cleared beforehand nor read.
 		store := pc == 0 && g.beta == 0
-		// A row-major B is read in place: packing it would copy the
-		// largest operand of the weight-gradient GEMMs on every call.
-		// Its last, partial strip goes to a kernel that masks the
-		// missing columns (a narrow layer's weights, 10 columns, would
-		// otherwise be copied and padded on every step). Without a pack buffer to fill, the column block can be as wide
-		// as fits in L2, so that A is packed fewer times.
+		// A row-major B is read in place by the assembly kernels:
+		// packing it would copy the largest operand of the
+		// weight-gradient GEMMs on every call. Its last, partial strip
+		// goes to a kernel that masks the missing columns (a narrow
+		// layer's weights, 10 columns, would otherwise be copied and
+		// padded on every step). Without a pack buffer to fill, the
+		// column block can be as wide as fits in L2, so that A is
+		// packed fewer times.
 		inPlace := !g.tb && kernelReadsBInPlace
 		ncb := nc
 		if inPlace {
