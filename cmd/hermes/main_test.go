@@ -288,10 +288,15 @@ func TestDemo(t *testing.T) {
 	if res["reached_target"] != true || res["workers"] != 3.0 || res["auth"] != "nkey" || res["updates_total"].(float64) < 1 || res["bytes_total"].(float64) <= 0 {
 		t.Fatalf("summary %v", res)
 	}
-	for _, k := range []string{"final_accuracy", "wall_seconds"} {
+	for _, k := range []string{"final_accuracy", "wall_seconds", "train_seconds"} {
 		if _, ok := res[k]; !ok {
 			t.Errorf("summary lacks %q", k)
 		}
+	}
+	// The demo's wall time counts the workers' start-up and joins; its
+	// training time starts at the first chunk.
+	if tr, w := res["train_seconds"].(float64), res["wall_seconds"].(float64); !(tr > 0 && tr < w) {
+		t.Errorf("train_seconds %v, wall_seconds %v: want 0 < train < wall", tr, w)
 	}
 
 	// The finished run, replayed: its dashboard's state is the run's.
