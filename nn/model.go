@@ -140,26 +140,35 @@ func (m *Model) Forward(x []float32, n int, train bool) []float32 {
 // Backprop runs a training forward and backward pass over n samples and
 // leaves the gradient of the mean loss in Grads. It returns the mean loss.
 func (m *Model) Backprop(x []float32, labels []int32, n int) float64 {
-	logits := m.Forward(x, n, true)
-	m.dlogits = grow(m.dlogits, n*m.classes)
-	loss, _ := SoftmaxCrossEntropy(logits, labels, n, m.classes, m.dlogits)
-	dy := m.dlogits
-	first := m.firstTrained()
-	for i := len(m.layers) - 1; i >= first; i-- {
-		dy = m.layers[i].Backward(dy, n, i > first)
-	}
-	return loss
+	return m.backprop(x, labels, n, nil)
 }
 
-// firstTrained is the first layer with parameters. Below it no gradient
-// is wanted: the input gradient of, say, the first dense layer behind a
-// flatten would cost as much as its weight gradient and go nowhere.
-func (m *Model) firstTrained() int {
+// backprop is Backprop, telling at, when not nil, which layer and pass
+// runs next (StepGEMMs labels the products with it).
+func (m *Model) backprop(x []float32, labels []int32, n int, at func(layer int, pass string)) float64 {
+	for i, l := range m.layers {
+		if at != nil {
+			at(i, "forward")
+		}
+		x = l.Forward(x, n, true)
+	}
+	m.dlogits = grow(m.dlogits, n*m.classes)
+	loss, _ := SoftmaxCrossEntropy(x, labels, n, m.classes, m.dlogits)
+	dy := m.dlogits
+	// Below the first layer with parameters no gradient is wanted: the
+	// input gradient of, say, the first dense layer behind a flatten would
+	// cost as much as its weight gradient and go nowhere.
 	first := 0
 	for first < len(m.layers)-1 && m.layers[first].NumParams() == 0 {
 		first++
 	}
-	return first
+	for i := len(m.layers) - 1; i >= first; i-- {
+		if at != nil {
+			at(i, "backward")
+		}
+		dy = m.layers[i].Backward(dy, n, i > first)
+	}
+	return loss
 }
 
 // Evaluate returns the mean loss and the accuracy of the model on n samples,

@@ -119,22 +119,10 @@ func (m *Model) StepGEMMs(n int) []GEMMShape {
 	for i := range x {
 		x[i] = rng.Float32()
 	}
-	labels := make([]int32, n)
 	r := &gemmRecorder{}
 	recorder.Store(r)
 	defer recorder.Store(nil)
-	for i, l := range m.layers {
-		r.layer, r.pass = i, "forward"
-		x = l.Forward(x, n, true)
-	}
-	m.dlogits = grow(m.dlogits, n*m.classes)
-	SoftmaxCrossEntropy(x, labels, n, m.classes, m.dlogits)
-	dy := m.dlogits
-	first := m.firstTrained()
-	for i := len(m.layers) - 1; i >= first; i-- {
-		r.layer, r.pass = i, "backward"
-		dy = m.layers[i].Backward(dy, n, i > first)
-	}
+	m.backprop(x, make([]int32, n), n, func(layer int, pass string) { r.layer, r.pass = layer, pass })
 	for i := range r.calls {
 		r.calls[i].Type = m.built[r.calls[i].Layer].Type
 	}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"math/rand/v2"
+	"slices"
 
 	"github.com/hermes-go/hermes/data"
 	"github.com/hermes-go/hermes/nn"
@@ -98,7 +99,8 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 	t.idx = order
 	src := t.Data
 	if 4*trainN <= t.Data.Len() {
-		t.staged = data.Dataset{X: grow(t.staged.X, trainN*size), Y: growInt(t.staged.Y, trainN), Shape: t.Data.Shape, Classes: t.Data.Classes}
+		t.staged = data.Dataset{X: slices.Grow(t.staged.X[:0], trainN*size)[:trainN*size], Y: slices.Grow(t.staged.Y[:0], trainN)[:trainN],
+			Shape: t.Data.Shape, Classes: t.Data.Classes}
 		t.Data.Gather(order, t.staged.X, t.staged.Y)
 		for k := range order {
 			order[k] = k
@@ -135,18 +137,4 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 	}
 	copy(params, m.Params())
 	return res
-}
-
-func grow(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
-}
-
-func growInt(s []int32, n int) []int32 {
-	if cap(s) < n {
-		return make([]int32, n)
-	}
-	return s[:n]
 }
