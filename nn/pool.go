@@ -128,6 +128,8 @@ func NewAvgPool2D(in Shape, kh, kw, stride int) *AvgPool2D {
 	l := &AvgPool2D{c: in[0], h: in[1], w: in[2], kh: kh, kw: kw, stride: stride}
 	l.oh = (l.h-kh)/stride + 1
 	l.ow = (l.w-kw)/stride + 1
+	// Range functions made once: see Conv2D.
+	l.fwd, l.bwd = l.forward, l.backward
 	return l
 }
 
@@ -153,11 +155,6 @@ func (l *AvgPool2D) FLOPs() int64        { return int64(l.oh * l.ow * l.c * l.kh
 func (l *AvgPool2D) Forward(x []float32, n int, train bool) []float32 {
 	l.y = grow(l.y, n*l.oh*l.ow*l.c)
 	l.x = x
-	// The range functions are made once: a closure made per call would
-	// escape to the engine's workers and allocate on every step.
-	if l.fwd == nil {
-		l.fwd, l.bwd = l.forward, l.backward
-	}
 	parallel(n, l.fwd)
 	l.x = nil
 	return l.y
@@ -195,9 +192,6 @@ func (l *AvgPool2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	}
 	l.dx = grow(l.dx, n*l.h*l.w*l.c)
 	l.dy = dy
-	if l.bwd == nil {
-		l.fwd, l.bwd = l.forward, l.backward
-	}
 	parallel(n, l.bwd)
 	l.dy = nil
 	return l.dx
