@@ -116,7 +116,10 @@ func writePlots(dir string, sc *sim.Scenario, prs []PolicyRuns) ([]plotFile, err
 	if best < 0 {
 		return out, nil
 	}
-	gate := newPlot(fmt.Sprintf("Update gate of %s (hermes)", names[best]), "virtual time (s)", "z-score of the test loss")
+	// hermes's gate decides on the gain over the global model
+	// (protocol.Gate.ObserveGain), not on the paper's z-score.
+	const stat = "gain over the global model"
+	gate := newPlot(fmt.Sprintf("Update gate of %s (hermes)", names[best]), "virtual time (s)", stat)
 	var z, thres, major plotter.XYs
 	for _, g := range hermes.Trace.Gates {
 		if g.Worker != best {
@@ -128,7 +131,7 @@ func writePlots(dir string, sc *sim.Scenario, prs []PolicyRuns) ([]plotFile, err
 			major = append(major, plotter.XY{X: g.T, Y: g.Z})
 		}
 	}
-	if err := addLine(gate, "z-score", z, 0); err != nil {
+	if err := addLine(gate, stat, z, 0); err != nil {
 		return nil, err
 	}
 	if err := addLine(gate, "threshold", thres, 1); err != nil {
@@ -143,7 +146,7 @@ func writePlots(dir string, sc *sim.Scenario, prs []PolicyRuns) ([]plotFile, err
 		gate.Add(sc)
 		gate.Legend.Add("major update", sc)
 	}
-	if err := save(gate, "gate", "z-score vs threshold of one worker, major updates marked"); err != nil {
+	if err := save(gate, "gate", "The gate's statistic ("+stat+") vs its threshold for one worker, major updates marked"); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -109,6 +109,7 @@ type Summary struct {
 	Scenario  string          `json:"scenario"`
 	Seeds     int             `json:"seeds"`
 	FirstSeed uint64          `json:"first_seed"`
+	Bound     *Bound          `json:"bound,omitempty"`
 	Results   []PolicySummary `json:"results"`
 }
 
@@ -141,9 +142,10 @@ type SeedResult struct {
 	sim.Result
 }
 
-// Summarize collects the results of the policies' runs.
-func SummarizeAll(scenario string, prs []PolicyRuns) Summary {
-	s := Summary{Scenario: scenario}
+// SummarizeAll collects the results of the policies' runs, with the
+// scenario's physical bound when known.
+func SummarizeAll(scenario string, bound *Bound, prs []PolicyRuns) Summary {
+	s := Summary{Scenario: scenario, Bound: bound}
 	for _, pr := range prs {
 		st := pr.Stats
 		ps := PolicySummary{Policy: pr.Policy, Runs: st.Runs, Reached: st.Reached, ReachedTarget: !math.IsInf(st.Time.Median, 0),
@@ -167,11 +169,11 @@ func SummarizeAll(scenario string, prs []PolicyRuns) Summary {
 
 // WriteReport writes results.json, points.csv, the plots (PNG and SVG),
 // report.md and the self-contained report.html into dir.
-func WriteReport(dir string, sc *sim.Scenario, runs []PolicyRuns) error {
+func WriteReport(dir string, sc *sim.Scenario, bound Bound, runs []PolicyRuns) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	b, err := json.MarshalIndent(SummarizeAll(sc.Name, runs), "", " ")
+	b, err := json.MarshalIndent(SummarizeAll(sc.Name, &bound, runs), "", " ")
 	if err != nil {
 		return err
 	}
@@ -192,6 +194,8 @@ func WriteReport(dir string, sc *sim.Scenario, runs []PolicyRuns) error {
 		fmt.Fprintf(w, "# %s\n\n%s\n\nTarget: %.2f test accuracy; budget %.0f virtual s; %s; %d workers.\n\n",
 			sc.Name, sc.Description, sc.TargetAccuracy, sc.TimeBudgetS, seedsLine(runs), sc.NumWorkers())
 		Table(w, runs)
+		fmt.Fprintln(w)
+		WriteBound(w, bound, runs)
 		fmt.Fprintf(w, "\n%s\n", methodNote)
 		for _, p := range plots {
 			fmt.Fprintf(w, "\n## %s\n\n![%s](%s.png)\n", p.title, p.title, p.file)

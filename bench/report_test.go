@@ -64,7 +64,7 @@ func TestMedianCountsMissesAsSlowest(t *testing.T) {
 		t.Fatalf("interval [%v, %v], want [5, +Inf]", st.Time.Lo, st.Time.Hi)
 	}
 	st = Summarize([]Run{reached("p", 5, 1), miss, miss})
-	s := SummarizeAll("x", []PolicyRuns{{Policy: "p", Runs: []Run{reached("p", 5, 1), miss, miss}, Stats: st}})
+	s := SummarizeAll("x", nil, []PolicyRuns{{Policy: "p", Runs: []Run{reached("p", 5, 1), miss, miss}, Stats: st}})
 	b, _ := json.Marshal(s.Results[0])
 	if !strings.Contains(string(b), `"time_to_target_s":null`) || !strings.Contains(string(b), `"reached":1`) ||
 		!strings.Contains(string(b), `"reached_target":false`) || !strings.Contains(string(b), `"time_to_target_ci":[5,null]`) {

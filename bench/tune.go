@@ -20,7 +20,7 @@ import (
 // order. A tuned value must lie strictly inside its axis (TestTunedInterior):
 // a best value on an edge means the grid is too narrow.
 type Axis struct {
-	Name   string // local_lr, server_lr, epochs or mini_batch
+	Name   string // local_lr, server_lr, epochs, mini_batch or gain
 	Values []float64
 	// Max, when not 0, is the largest value the policy may take at all:
 	// a best value there is at the limit of the method, not of the grid.
@@ -40,7 +40,14 @@ const maxMiniBatch = 64
 // policies (ASP, SSP, BSP), whose local step is replaced by the next global
 // model, search the server rate on a finer axis and the mini-batch.
 var Grids = map[string][]Axis{
+	// hermes tunes its gate's threshold in place of the passes per chunk
+	// (the paper's 5), so that its grid has as many points as the others.
 	"hermes": {
+		{Name: "local_lr", Values: []float64{0.05, 0.1, 0.2}},
+		{Name: "server_lr", Values: []float64{0.02, 0.05, 0.1}},
+		{Name: "gain", Values: []float64{0.005, 0.01, 0.02}},
+	},
+	"hermes-paper": {
 		{Name: "local_lr", Values: []float64{0.02, 0.05, 0.1}},
 		{Name: "server_lr", Values: []float64{0.01, 0.02, 0.05}},
 		{Name: "epochs", Values: []float64{2, 5, 10}},
@@ -117,6 +124,8 @@ func setAxis(h harness.Hyper, name string, v float64) harness.Hyper {
 		h.Epochs = int(v)
 	case "mini_batch":
 		h.MiniBatch = int(v)
+	case "gain":
+		h.Gain = v
 	default:
 		panic("bench: unknown axis " + name)
 	}
@@ -134,6 +143,8 @@ func AxisValue(h harness.Hyper, name string) float64 {
 		return float64(h.Epochs)
 	case "mini_batch":
 		return float64(h.MiniBatch)
+	case "gain":
+		return h.Gain
 	}
 	panic("bench: unknown axis " + name)
 }

@@ -134,7 +134,8 @@ func startFixturePS(t *testing.T, mod func(*PSConfig)) *PS {
 	spec, _ := nn.Builtin("logreg", 10)
 	st := protocol.Defaults()
 	st.Chunk, st.MinChunk, st.Epochs = 100, 50, 2
-	cfg := PSConfig{Settings: st, LocalLR: 0.05, Train: rest, Val: val, Test: test, Spec: spec, Norm: norm, Seed: 1, Log: quietLog}
+	st.ServerLR = 0.05 // hermes's tuned ratio of server to local rate (harness/tuned.json)
+	cfg := PSConfig{Settings: st, LocalLR: 0.1, Train: rest, Val: val, Test: test, Spec: spec, Norm: norm, Seed: 1, Log: quietLog}
 	mod(&cfg)
 	ps, err := StartPS(cfg)
 	if err != nil {

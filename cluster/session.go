@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/hermes-go/hermes/data"
@@ -38,6 +39,10 @@ type session struct {
 	shape    nn.Shape
 	classes  int
 	params   []float32
+	// global is the last global model received, kept beside params (which
+	// training moves) when the gate compares the two (Policy.GainGate).
+	global   []float32
+	gainGate bool
 	grad     []float32
 	chunks   map[int64]*data.Dataset
 	got      map[int64]int // rows received of each chunk
@@ -67,7 +72,8 @@ func newSession(cfg WorkerConfig, tr Transport, subj subjects, out *sender, log 
 		return nil, err
 	}
 	log.Info("joined", "id", id, "params", len(model.Params()))
-	return &session{cfg: cfg, tr: tr, subj: subj, maxChunk: st.MaxChunk, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
+	policy, _ := protocol.PolicyNamed(st.Policy) // ParseSettings checked it
+	return &session{cfg: cfg, gainGate: policy.GainGate, tr: tr, subj: subj, maxChunk: st.MaxChunk, out: out, log: log, id: id, sm: sm, shape: shape, classes: int(welcome.Classes),
 		ct:     &train.ChunkTrainer{Model: model, LR: welcome.LocalLR},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1)),
 		chunks: map[int64]*data.Dataset{}, got: map[int64]int{}}, nil
@@ -144,6 +150,9 @@ func (s *session) handle(m any) (stop bool, err error) {
 			return false, fmt.Errorf("model of %d values, want %d", len(m.Params), len(s.ct.Model.Params()))
 		}
 		s.params = m.Params
+		if s.gainGate {
+			s.global = slices.Clone(m.Params)
+		}
 		err = s.sm.Step(protocol.ModelArrived{Version: m.Version})
 	case wire.Data:
 		err = s.receive(m)
@@ -233,6 +242,10 @@ func (s *session) train(w protocol.Work) error {
 	}
 	s.ct.Data = d
 	start := time.Now()
+	base := 0.0
+	if s.gainGate {
+		base = s.ct.HeldOutLoss(s.global, local)
+	}
 	res := s.ct.Chunk(s.params, local, s.rng, s.grad)
 	s.grad = res.Grad
 	if s.cfg.Slowdown > 1 {
@@ -242,7 +255,7 @@ func (s *session) train(w protocol.Work) error {
 	if s.cfg.OnTrained != nil {
 		s.cfg.OnTrained(d.Len(), res.Samples, took)
 	}
-	return s.sm.Step(protocol.Trained{ChunkID: w.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
+	return s.sm.Step(protocol.Trained{ChunkID: w.Chunk.ID, Grad: res.Grad, Loss: res.Loss, BaseLoss: base,
 		TrainTime: took, Samples: res.Samples, Steps: res.Steps})
 }
 

@@ -17,6 +17,7 @@ type Hyper struct {
 	ServerLR  float64 `json:"server_lr"`
 	Epochs    int     `json:"epochs,omitempty"`
 	MiniBatch int     `json:"mini_batch,omitempty"`
+	Gain      float64 `json:"gain,omitempty"` // the gain gate's threshold
 }
 
 // Apply writes h's server rate, epochs and mini-batch into st. (The local
@@ -30,6 +31,9 @@ func (h Hyper) Apply(st *protocol.Settings) {
 	}
 	if h.MiniBatch > 0 {
 		st.MiniBatch = h.MiniBatch
+	}
+	if h.Gain > 0 {
+		st.Gain = h.Gain
 	}
 }
 
@@ -53,7 +57,7 @@ var Tuned = mustTuned(tunedJSON)
 
 // Ablations are the policies that differ from hermes in one mechanism and
 // share its tuned values.
-var Ablations = []string{"hermes-nogup", "hermes-noalloc", "hermes-mean"}
+var Ablations = []string{"hermes-zgate", "hermes-nostale", "hermes-nogup", "hermes-noalloc", "hermes-mean", "hermes-aim"}
 
 func mustTuned(b []byte) map[string]Hyper {
 	t, err := ParseTuned(b)

@@ -34,7 +34,7 @@ func TestNoGUPSendsEveryChunkOnTheSameHoldOut(t *testing.T) {
 		for i := range 20 {
 			w.Step(WorkArrived{Work: Work{Chunk: Chunk{ID: int64(i)}, MiniBatch: 1, Epochs: 1}})
 			w.Ready()
-			w.Step(Trained{ChunkID: int64(i), Grad: []float32{1}, Loss: 1})
+			w.Step(Trained{ChunkID: int64(i), Grad: []float32{1}, Loss: 1, BaseLoss: 1})
 			for _, a := range w.Ready() {
 				if _, ok := a.(SendUpdate); ok {
 					sent[p]++
@@ -107,7 +107,7 @@ func TestMeanWeighsEqually(t *testing.T) {
 		srv.Step(0, Register{Worker: 1})
 		c0 := chunkOf(srv.Ready(), 1)
 		srv.Step(1, Update{Report: Report{Worker: 1, ChunkID: c0}, Grad: []float32{2, 0}})
-		srv.Step(2, Update{Report: Report{Worker: 1, ChunkID: c0 + 1}, Grad: []float32{0, 2}})
+		srv.Step(2, Update{Report: Report{Worker: 1, ChunkID: c0 + 1}, Grad: []float32{0, 2}, Base: 1}) // fresh: no staleness weight
 		final[p] = append([]float32(nil), srv.Params()...)
 	}
 	// mean: aggregate = ([2,0] + [0,2]) / 2 = [1, 1]; params = [0, 1] - 0.5*[1, 1].

@@ -16,10 +16,18 @@ import (
 // measurements, time = a·samples + b·steps: a is the compute per sample,
 // b the fixed cost of an optimizer step (which is what makes small
 // mini-batches slow on small devices).
+//
+// An allocator that aims (Policy.AimTime) has a fixed target instead,
+// Settings.UpdateSeconds: a worker's first chunk is sized from the speed
+// it declares at join, and every report that misses the target by more
+// than ResizeTolerance resizes it, without waiting for the fleet. The
+// paper's rule cannot act before every worker has reported once, and on a
+// fleet whose slowest first chunk outlasts the run it never acts at all.
 type Allocator struct {
 	s       Settings
 	epochs  int
 	holdOut float64
+	aim     bool
 	workers map[WorkerID]*allocState
 	// times holds every measured worker's last time in seconds, sorted,
 	// and unmeasured counts the workers without one: the fences of a
@@ -42,20 +50,28 @@ type costSample struct{ samples, steps, secs float64 }
 const costHistory = 8
 
 // NewAllocator returns an allocator for work of the given epochs and
-// held-out fraction, within the settings' bounds.
-func NewAllocator(s Settings, epochs int, holdOut float64) *Allocator {
-	return &Allocator{s: s, epochs: epochs, holdOut: holdOut, workers: map[WorkerID]*allocState{}}
+// held-out fraction, within the settings' bounds; aim selects the fixed
+// target time over the paper's fences.
+func NewAllocator(s Settings, epochs int, holdOut float64, aim bool) *Allocator {
+	return &Allocator{s: s, epochs: epochs, holdOut: holdOut, aim: aim, workers: map[WorkerID]*allocState{}}
 }
 
-// Add registers a worker with its free memory, which caps its chunk.
-func (a *Allocator) Add(w WorkerID, memoryBytes int64) {
+// Add registers a worker with its free memory, which caps its chunk, and
+// its declared speed in GFLOP/s (0: unknown), which sizes its first chunk
+// when the allocator aims.
+func (a *Allocator) Add(w WorkerID, memoryBytes int64, gflops float64) {
 	maxChunk := a.s.MaxChunk
 	if memoryBytes > 0 {
 		byMem := int64(float64(memoryBytes)*a.s.MemoryFraction) / a.s.SampleBytes
 		maxChunk = int(max(int64(a.s.MinChunk), min(int64(maxChunk), byMem)))
 	}
 	a.Remove(w)
-	a.workers[w] = &allocState{chunk: min(a.s.Chunk, maxChunk), miniBatch: a.s.MiniBatch, maxChunk: maxChunk}
+	st := &allocState{chunk: min(a.s.Chunk, maxChunk), miniBatch: a.s.MiniBatch, maxChunk: maxChunk}
+	if a.aim && gflops > 0 && a.s.SampleFLOPs > 0 {
+		perSample := float64(a.s.SampleFLOPs) / (gflops * 1e9)
+		st.chunk, _, _ = a.search(perSample, 0, a.s.UpdateSeconds, maxChunk, st.miniBatch)
+	}
+	a.workers[w] = st
 	a.unmeasured++
 }
 
@@ -120,6 +136,9 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	if train, _ := SplitChunk(st.chunk, a.holdOut); r.Samples != a.epochs*train {
 		return false, st.chunk, st.miniBatch, 0
 	}
+	if a.aim {
+		return a.aimAt(st, r.TrainTime.Seconds())
+	}
 	if a.unmeasured > 0 {
 		return false, st.chunk, st.miniBatch, 0 // not everyone has reported yet
 	}
@@ -139,8 +158,24 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	// forever (TestAllocatorSettlesWithTwoWorkers); with this one's time
 	// in, each resize halves the gap at worst, and the sizes settle. With
 	// many workers the two medians agree.
+	return a.resizeTo(st, medianWith(others, t))
+}
+
+// aimAt resizes a worker whose last chunk took t seconds towards
+// UpdateSeconds, if t missed it by more than ResizeTolerance.
+func (a *Allocator) aimAt(st *allocState, t float64) (resized bool, chunk, miniBatch int, predicted Time) {
+	target := a.s.UpdateSeconds
+	if math.Abs(t-target) <= a.s.ResizeTolerance*target {
+		return false, st.chunk, st.miniBatch, 0
+	}
+	return a.resizeTo(st, target)
+}
+
+// resizeTo gives a worker the size whose time, by its cost model, is
+// closest to target seconds.
+func (a *Allocator) resizeTo(st *allocState, target float64) (resized bool, chunk, miniBatch int, predicted Time) {
 	perSample, perStep := fitCost(st.hist)
-	c, b, pred := a.search(perSample, perStep, medianWith(others, t), st.maxChunk, st.miniBatch)
+	c, b, pred := a.search(perSample, perStep, target, st.maxChunk, st.miniBatch)
 	changed := c != st.chunk || b != st.miniBatch
 	st.chunk, st.miniBatch = c, b
 	return changed, c, b, Time(pred * float64(time.Second))

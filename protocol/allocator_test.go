@@ -13,14 +13,14 @@ import (
 func allocRun(t *testing.T, costs []float64, reports int) [][]int {
 	t.Helper()
 	s := Defaults()
-	a := NewAllocator(s, 1, 0)
+	a := NewAllocator(s, 1, 0, false)
 	type dev struct {
 		queue []int // chunk sizes: in training, then prefetched
 		done  float64
 	}
 	devs := make([]*dev, len(costs))
 	for w := range costs {
-		a.Add(WorkerID(w), 0)
+		a.Add(WorkerID(w), 0, 0)
 		c, _ := a.Size(WorkerID(w))
 		devs[w] = &dev{queue: []int{c, c}}
 	}
@@ -93,9 +93,9 @@ func TestAllocatorSettlesWithMoreWorkers(t *testing.T) {
 // The chunk a worker had prefetched before a resize is of the old size: its
 // time does not make the worker an outlier again.
 func TestAllocatorIgnoresChunksCutBeforeAResize(t *testing.T) {
-	a := NewAllocator(Defaults(), 1, 0)
+	a := NewAllocator(Defaults(), 1, 0, false)
 	for w := range 3 {
-		a.Add(WorkerID(w), 0)
+		a.Add(WorkerID(w), 0, 0)
 	}
 	obs := func(w WorkerID, samples int, secs float64) (bool, int) {
 		changed, c, _, _ := a.Observe(Report{Worker: w, TrainTime: Time(secs * float64(time.Second)), Samples: samples, Steps: samples / 16})

@@ -46,7 +46,7 @@ func (s *Server) Checkpoint() Checkpoint {
 		Policy: s.s.Policy, Version: s.version, Now: s.now,
 		Params: slices.Clone(s.params), Agg: slices.Clone(s.agg),
 		LastLoss: s.lastLoss, BestLoss: s.bestLoss, SinceBest: s.sinceBest, Changes: s.changes,
-		Started: s.started, Stopped: s.stopped,
+		Started: s.started || s.resumed, Stopped: s.stopped,
 		Data: s.disp.state(),
 	}
 }
@@ -94,7 +94,12 @@ func RestoreServer(s Settings, cp Checkpoint, trainSize int, val Validator, rng 
 	srv.version, srv.now = cp.Version, cp.Now
 	srv.agg = slices.Clone(cp.Agg)
 	srv.lastLoss, srv.bestLoss = cp.LastLoss, cp.BestLoss
-	srv.sinceBest, srv.changes, srv.started = cp.SinceBest, cp.Changes, cp.Started
+	srv.sinceBest, srv.changes = cp.SinceBest, cp.Changes
+	// A restored server has no worker registered. Like a fresh one, it
+	// waits for MinWorkers of them before handing out work: otherwise the
+	// first worker back trains alone, and a near target can end the run
+	// before the others have rejoined.
+	srv.resumed = cp.Started
 	return srv, nil
 }
 

@@ -23,6 +23,10 @@ type Settings struct {
 	Window         int     `json:"window"`          // test losses kept
 	ResetThreshold bool    `json:"reset_threshold"` // reset z_thres to alpha after a major update (the reference never does)
 	HoldOut        float64 `json:"hold_out"`        // fraction of a chunk kept as the worker's test set
+	// Gain is the gain gate's starting threshold: the relative fall in
+	// held-out loss from the global model to the local one that makes an
+	// update major (Policy.GainGate).
+	Gain float64 `json:"gain"`
 
 	// Local training.
 	Epochs      int   `json:"epochs"`
@@ -40,6 +44,13 @@ type Settings struct {
 	// times of small chunks would otherwise resize workers at random.
 	ResizeTolerance float64 `json:"resize_tolerance"`
 	SampleBytes     int64   `json:"sample_bytes"` // size of one sample on the worker (set by the driver)
+	// UpdateSeconds is the local training time each chunk is sized for
+	// under Policy.AimTime.
+	UpdateSeconds float64 `json:"update_seconds"`
+	// SampleFLOPs is the arithmetic of training one sample once, forward
+	// and backward (set by the driver): with a worker's declared GFLOPS it
+	// prices a chunk before the worker has trained any.
+	SampleFLOPs int64 `json:"sample_flops"`
 
 	// Server.
 	ServerLR   float64 `json:"server_lr"`
@@ -79,9 +90,9 @@ type Settings struct {
 func Defaults() Settings {
 	return Settings{
 		Policy: "hermes",
-		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15,
+		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15, Gain: 0.05,
 		Epochs: 5, Chunk: 2500, MiniBatch: 16, MiniBatches: []int{2, 4, 8, 16, 32, 64},
-		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785, ResizeTolerance: 0.1,
+		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785, ResizeTolerance: 0.1, UpdateSeconds: 2,
 		ServerLR: 0.1, Patience: 25, Staleness: 3, Buffer: 3, MinWorkers: 1,
 		NormBound: 10, RejectWorse: 1, Aggregate: "mean", Trim: 0.2,
 	}
@@ -106,6 +117,8 @@ func (s Settings) Validate() error {
 		return bad("window", s.Window, ">= 2")
 	case !(s.HoldOut >= 0 && s.HoldOut < 1):
 		return bad("hold_out", s.HoldOut, "0 <= hold_out < 1")
+	case !(s.Gain >= 0 && s.Gain < 1):
+		return bad("gain", s.Gain, "0 <= gain < 1")
 	case s.Epochs < 1:
 		return bad("epochs", s.Epochs, ">= 1")
 	case s.MiniBatch < 1:
@@ -122,6 +135,10 @@ func (s Settings) Validate() error {
 		return bad("resize_tolerance", s.ResizeTolerance, ">= 0")
 	case s.SampleBytes < 1:
 		return bad("sample_bytes", s.SampleBytes, ">= 1")
+	case !(s.UpdateSeconds > 0) || math.IsInf(s.UpdateSeconds, 0):
+		return bad("update_seconds", s.UpdateSeconds, "> 0")
+	case s.SampleFLOPs < 0:
+		return bad("sample_flops", s.SampleFLOPs, ">= 0")
 	case !(s.ServerLR > 0) || math.IsInf(s.ServerLR, 0):
 		return bad("server_lr", s.ServerLR, "> 0")
 	case s.Patience < 1:
@@ -220,12 +237,14 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.Lambda, "lambda", s.Lambda, "minor updates before the threshold relaxes")
 	fs.IntVar(&s.Window, "window", s.Window, "test losses in the gate's window")
 	fs.BoolVar(&s.ResetThreshold, "reset-threshold", s.ResetThreshold, "reset the threshold to alpha after each major update")
+	fs.Float64Var(&s.Gain, "gain", s.Gain, "gain gate: relative fall in held-out loss over the global model that makes an update major")
 	fs.Float64Var(&s.HoldOut, "hold-out", s.HoldOut, "fraction of each chunk kept as the worker's test set")
 	fs.IntVar(&s.Epochs, "local-epochs", s.Epochs, "local epochs per chunk")
 	fs.IntVar(&s.Chunk, "chunk", s.Chunk, "initial chunk size (samples)")
 	fs.IntVar(&s.MiniBatch, "mini-batch", s.MiniBatch, "initial mini-batch size")
 	fs.IntVar(&s.MinChunk, "min-chunk", s.MinChunk, "smallest chunk the allocator assigns")
 	fs.IntVar(&s.MaxChunk, "max-chunk", s.MaxChunk, "largest chunk the allocator assigns")
+	fs.Float64Var(&s.UpdateSeconds, "update-seconds", s.UpdateSeconds, "local training time a chunk is sized for (policies that aim at a time)")
 	fs.Float64Var(&s.ResizeTolerance, "resize-tolerance", s.ResizeTolerance, "resize an outlier only if its time is this fraction away from the median")
 	fs.Float64Var(&s.ServerLR, "server-lr", s.ServerLR, "server learning rate")
 	fs.IntVar(&s.Patience, "patience", s.Patience, "aggregations without improvement before stopping")

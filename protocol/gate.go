@@ -8,8 +8,12 @@ import "math"
 // starts at Alpha (-1.3: 1.3 standard deviations better than recent
 // losses) and relaxes towards 0 while no major update happens, so a worker
 // that plateaus still reports now and then.
+//
+// The gain gate (Policy.GainGate) keeps the relaxation but decides on
+// another statistic; see ObserveGain.
 type Gate struct {
 	alpha, beta float64
+	gain        float64
 	lambda      int
 	size        int
 	reset       bool
@@ -24,6 +28,44 @@ type Gate struct {
 func NewGate(s Settings) *Gate {
 	return &Gate{alpha: s.Alpha, beta: s.Beta, lambda: s.Lambda, size: s.Window,
 		reset: s.ResetThreshold, thres: s.Alpha, window: make([]float64, 0, s.Window)}
+}
+
+// NewGainGate returns a gain gate with the settings' gain, beta and
+// lambda.
+func NewGainGate(s Settings) *Gate {
+	return &Gate{gain: s.Gain, beta: s.Beta, lambda: s.Lambda, thres: s.Gain}
+}
+
+// ObserveGain decides on the relative fall of the held-out loss from the
+// global model the worker last received (base) to its local model
+// (loss), both measured on the newest chunk's held-out samples, which
+// neither has trained on: major when (base - loss) / base >= the
+// threshold, which relaxes towards 0 while no major update happens and
+// returns to Settings.Gain after one. Decision.Z carries the gain.
+//
+// The paper's z-score cannot call a worker's first two chunks major (with
+// two losses in the window |z| is 1) and a steady fall needs four: on a
+// link-bound fleet the first update then arrives after most of the data
+// has been sent. The gain asks what the server needs to know: would this
+// update improve the global model on data it has not seen, by enough to
+// pay for sending it?
+func (g *Gate) ObserveGain(loss, base float64) Decision {
+	if !finite(loss) {
+		return Decision{Thres: g.thres, Reason: "non-finite loss"}
+	}
+	if !finite(base) || base <= 0 {
+		return g.minor(Decision{Thres: g.thres, Reason: "no baseline loss"})
+	}
+	gain := (base - loss) / base
+	d := Decision{Z: gain, Thres: g.thres}
+	if gain >= g.thres {
+		d.Major, d.Reason = true, "significant gain over the global model"
+		g.sinceMajor = 0
+		g.thres = g.gain
+		return d
+	}
+	d.Reason = "gain too small"
+	return g.minor(d)
 }
 
 // Threshold returns the current z-score threshold.
@@ -71,7 +113,7 @@ func (g *Gate) Observe(loss float64) Decision {
 func (g *Gate) minor(d Decision) Decision {
 	g.sinceMajor++
 	if g.sinceMajor >= g.lambda {
-		g.thres = min(0, g.thres*(1-g.beta))
+		g.thres *= 1 - g.beta // towards 0, from either side
 	}
 	return d
 }

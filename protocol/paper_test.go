@@ -151,9 +151,9 @@ func TestGateNonFiniteLoss(t *testing.T) {
 func TestAllocatorIQRFences(t *testing.T) {
 	s := Defaults()
 	s.MiniBatches = []int{16}
-	a := NewAllocator(s, 1, 0)
+	a := NewAllocator(s, 1, 0, false)
 	for w := range 5 {
-		a.Add(WorkerID(w), 0)
+		a.Add(WorkerID(w), 0, 0)
 	}
 	report := func(w WorkerID, secs float64) bool {
 		changed, _, _, _ := a.Observe(Report{Worker: w, TrainTime: Time(secs * float64(time.Second)), Samples: 2500, Steps: 157})
@@ -180,9 +180,9 @@ func TestAllocatorIQRFences(t *testing.T) {
 // an outlier within resize_tolerance of the median keeps its size.
 func TestAllocatorTolerance(t *testing.T) {
 	s := Defaults() // tolerance 0.1
-	a := NewAllocator(s, 1, 0)
+	a := NewAllocator(s, 1, 0, false)
 	for w := range 3 {
-		a.Add(WorkerID(w), 0)
+		a.Add(WorkerID(w), 0, 0)
 	}
 	obs := func(w WorkerID, secs float64) bool {
 		changed, _, _, _ := a.Observe(Report{Worker: w, TrainTime: Time(secs * float64(time.Second)), Samples: 2500, Steps: 157})
@@ -207,7 +207,7 @@ func TestAllocatorSearchKnownCostModel(t *testing.T) {
 	s := Defaults()
 	s.MiniBatches = []int{8, 16}
 	s.MinChunk, s.MaxChunk = 10, 5000
-	a := NewAllocator(s, 1, 0)
+	a := NewAllocator(s, 1, 0, false)
 	// 1 ms per sample, 10 ms per step, target 1 s:
 	// b=16: c=615 gives 0.615+0.39 = 1.005, c=614 gives 0.614+0.39 = 1.004,
 	// c=608 gives 0.608+0.38 = 0.988, c=609..=624 add a 39th step...
@@ -244,7 +244,7 @@ func TestAllocatorSearchMatchesScan(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	s := Defaults()
 	s.MinChunk, s.MaxChunk = 16, 3000
-	a := NewAllocator(s, 5, 0.15)
+	a := NewAllocator(s, 5, 0.15, false)
 	for i := range 200 {
 		ps, pk := rng.Float64()*1e-3, rng.Float64()*2e-2
 		target := rng.Float64() * 30
@@ -275,12 +275,12 @@ func TestFitCostSeparatesSampleAndStepCost(t *testing.T) {
 // "Free memory that workers report caps their chunk size."
 func TestAllocatorMemoryCap(t *testing.T) {
 	s := Defaults() // memory fraction 0.25, 3140 bytes per sample
-	a := NewAllocator(s, 5, 0.15)
-	a.Add(1, 4<<20) // 4 MiB: 1 MiB for data = 333 samples
+	a := NewAllocator(s, 5, 0.15, false)
+	a.Add(1, 4<<20, 0) // 4 MiB: 1 MiB for data = 333 samples
 	if c, _ := a.Size(1); c != 333 {
 		t.Fatalf("chunk %d with 4 MiB, want 333", c)
 	}
-	a.Add(2, 0)
+	a.Add(2, 0, 0)
 	if c, _ := a.Size(2); c != 2500 {
 		t.Fatalf("chunk %d without a memory report, want the default 2500", c)
 	}
@@ -301,6 +301,9 @@ func (v *scriptedVal) ValidationLoss([]float32) float64 {
 func newTestServer(t *testing.T, mod func(*Settings), params []float32, val Validator) *Server {
 	t.Helper()
 	s := Defaults()
+	// The tests of this file pin the method as published; those of
+	// hermes's departures set their policy.
+	s.Policy = "hermes-paper"
 	s.Chunk, s.MinChunk = 10, 2
 	if mod != nil {
 		mod(&s)

@@ -67,12 +67,19 @@ type Policy struct {
 	// GUP gates updates on the local test loss; without it a worker sends
 	// an update after every unit of work.
 	GUP bool
+	// GainGate gates on the gain over the global model instead of the
+	// paper's z-score (see Gate.ObserveGain).
+	GainGate bool
 	// Merge is how an update reaches the global model.
 	Merge Merge
 	// Sync is when an update may move the global model.
 	Sync Sync
 	// Allocate resizes outlier workers' chunks and mini-batches.
 	Allocate bool
+	// AimTime sizes every chunk for Settings.UpdateSeconds of training,
+	// the first from the speed a worker declares at join, instead of the
+	// paper's fences over the fleet's times (see Allocator).
+	AimTime bool
 	// MiniBatchUnit makes each unit of work a single mini-batch, one
 	// optimizer step, as in classic BSP/ASP/SSP.
 	MiniBatchUnit bool
@@ -87,18 +94,41 @@ type Policy struct {
 }
 
 var policies = map[string]Policy{
-	"hermes":         {Name: "hermes", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
-	"hermes-nogup":   {Name: "hermes-nogup", HoldOut: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
-	"hermes-noalloc": {Name: "hermes-noalloc", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async},
-	"hermes-mean":    {Name: "hermes-mean", GUP: true, HoldOut: true, Merge: MergeMean, Sync: Async, Allocate: true},
-	"asp":            {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
-	"ssp":            {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
-	"bsp":            {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
+	// hermes-paper is the method as published (with the corrections the
+	// README lists). hermes is ours: every departure from the paper is a
+	// mechanism of its own, with an ablation that removes it alone.
+	"hermes-paper": {Name: "hermes-paper", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
+	"hermes":       hermes,
+	// Departures from the paper, one at a time.
+	"hermes-zgate":   without(hermes, "hermes-zgate", func(p *Policy) { p.GainGate = false }),
+	"hermes-nostale": without(hermes, "hermes-nostale", func(p *Policy) { p.StalenessWeight = false }),
+	// The mechanisms Hermes shares with the paper, one at a time.
+	"hermes-nogup":   without(hermes, "hermes-nogup", func(p *Policy) { p.GUP = false }),
+	"hermes-noalloc": without(hermes, "hermes-noalloc", func(p *Policy) { p.Allocate = false }),
+	"hermes-mean":    without(hermes, "hermes-mean", func(p *Policy) { p.Merge = MergeMean }),
+	// A candidate that did not earn its place (README): chunks aimed at a
+	// fixed time from the first, sized by declared speed.
+	"hermes-aim": without(hermes, "hermes-aim", func(p *Policy) { p.AimTime = true }),
+	"asp":        {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
+	"ssp":        {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
+	"bsp":        {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
 	// The strong baselines train chunks locally, Settings.Epochs passes
 	// each (tuned per policy like the learning rates).
 	"localsgd": {Name: "localsgd", Merge: MergeAverage, Sync: Rounds},
 	"fedbuff":  {Name: "fedbuff", Merge: MergeApply, Sync: Buffered, StalenessWeight: true},
 	"fedasync": {Name: "fedasync", Merge: MergeApply, Sync: Async, StalenessWeight: true},
+}
+
+// hermes is our method: the paper's with its gate deciding on the gain
+// over the global model and with staleness-aware merge weights.
+var hermes = Policy{Name: "hermes", GUP: true, GainGate: true, HoldOut: true, Merge: MergeLossAware, Sync: Async,
+	Allocate: true, StalenessWeight: true}
+
+// without returns p, renamed, with one mechanism changed by change.
+func without(p Policy, name string, change func(*Policy)) Policy {
+	p.Name = name
+	change(&p)
+	return p
 }
 
 // PolicyNamed returns the policy called name.

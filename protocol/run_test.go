@@ -128,7 +128,7 @@ func TestDispenserCoversEveryPass(t *testing.T) {
 
 func TestWorkerAccumulatesUntilMajor(t *testing.T) {
 	s := Defaults()
-	s.Alpha = -1
+	s.Policy, s.Alpha = "hermes-paper", -1 // the z-score gate
 	w, err := NewWorker(1, s)
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,7 @@ type Server struct {
 	evalEvery          int
 
 	started, stopped bool
+	resumed          bool // restored from a checkpoint of a started run
 	now              Time
 
 	disp    *Dispenser
@@ -102,7 +103,7 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 	if p.HoldOut {
 		holdOut = s.HoldOut
 	}
-	srv.alloc = NewAllocator(s, epochs, holdOut)
+	srv.alloc = NewAllocator(s, epochs, holdOut, p.AimTime)
 	switch p.Merge {
 	case MergeLossAware:
 		srv.fold = srv.foldLossAware
@@ -192,9 +193,16 @@ func (s *Server) Step(now Time, ev Event) error {
 	return err
 }
 
+// maxGFLOPS bounds a declared speed: a worker claiming more would be
+// handed the largest chunk its memory allows on its word alone.
+const maxGFLOPS = 1e6
+
 func (s *Server) register(e Register) error {
 	if _, ok := s.workers[e.Worker]; ok {
 		return fmt.Errorf("server: worker %d is already registered", e.Worker)
+	}
+	if !(e.GFLOPS >= 0 && e.GFLOPS <= maxGFLOPS) {
+		return fmt.Errorf("server: worker %d declares %v GFLOP/s, want 0 to %g", e.Worker, e.GFLOPS, float64(maxGFLOPS))
 	}
 	st := &serverWorker{}
 	if s.p.Sync == StaleSync {
@@ -205,7 +213,7 @@ func (s *Server) register(e Register) error {
 	s.workers[e.Worker] = st
 	i, _ := slices.BinarySearch(s.ids, e.Worker)
 	s.ids = slices.Insert(s.ids, i, e.Worker)
-	s.alloc.Add(e.Worker, e.MemoryBytes)
+	s.alloc.Add(e.Worker, e.MemoryBytes, e.GFLOPS)
 	if s.started {
 		s.welcome(e.Worker)
 		return nil
@@ -225,8 +233,10 @@ func (s *Server) begin() error {
 		return fmt.Errorf("server: start with no worker registered")
 	}
 	s.started = true
-	s.lastLoss = s.val.ValidationLoss(s.params)
-	s.bestLoss = s.lastLoss
+	if !s.resumed { // a resumed run keeps its losses, and its patience
+		s.lastLoss = s.val.ValidationLoss(s.params)
+		s.bestLoss = s.lastLoss
+	}
 	for _, id := range s.ids {
 		s.welcome(id)
 	}

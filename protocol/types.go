@@ -75,11 +75,16 @@ type Update struct {
 
 // Events a Server steps on.
 type (
-	// Register announces a worker: its free memory caps its chunk size.
+	// Register announces a worker: its free memory caps its chunk size,
+	// and its speed, when it declares one, sizes its first chunk under
+	// Policy.AimTime.
 	Register struct {
 		Worker      WorkerID
 		MemoryBytes int64
 		Cores       int
+		// GFLOPS is the worker's arithmetic speed, declared or measured by
+		// a short probe at join; 0: unknown.
+		GFLOPS float64
 	}
 	// Leave says a worker is gone (left, crashed or timed out); its
 	// unacknowledged chunks return to the queue.
@@ -103,9 +108,13 @@ type (
 	WorkArrived struct{ Work Work }
 	// Trained is the result of a Train action.
 	Trained struct {
-		ChunkID   int64
-		Grad      []float32 // sum of the step gradients of this chunk
-		Loss      float64
+		ChunkID int64
+		Grad    []float32 // sum of the step gradients of this chunk
+		Loss    float64
+		// BaseLoss is the loss of the last global model the worker
+		// received on the same held-out samples as Loss, for
+		// Policy.GainGate; drivers of other policies leave it 0.
+		BaseLoss  float64
 		TrainTime Time
 		Samples   int
 		Steps     int

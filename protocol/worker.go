@@ -32,7 +32,11 @@ func NewWorker(id WorkerID, s Settings) (*Worker, error) {
 		return nil, err
 	}
 	p, _ := PolicyNamed(s.Policy)
-	return &Worker{id: id, policy: p, gate: NewGate(s), version: -1}, nil
+	gate := NewGate(s)
+	if p.GainGate {
+		gate = NewGainGate(s)
+	}
+	return &Worker{id: id, policy: p, gate: gate, version: -1}, nil
 }
 
 // Gate returns the worker's update gate, for inspection.
@@ -104,9 +108,12 @@ func (w *Worker) trained(e Trained) error {
 	}
 	r := Report{Worker: w.id, ChunkID: e.ChunkID, TrainTime: e.TrainTime,
 		Samples: e.Samples, Steps: e.Steps, Loss: e.Loss}
-	if w.policy.GUP {
+	switch {
+	case w.policy.GUP && w.policy.GainGate:
+		r.Decision = w.gate.ObserveGain(e.Loss, e.BaseLoss)
+	case w.policy.GUP:
 		r.Decision = w.gate.Observe(e.Loss)
-	} else {
+	default:
 		r.Decision = Decision{Major: finite(e.Loss), Reason: "every unit is sent"}
 		if !r.Decision.Major {
 			r.Decision.Reason = "non-finite loss"

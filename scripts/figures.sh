@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # figures.sh makes the README's evaluation figures from the code as it is:
-# the policies on edge-8 over 5 seeds, the ablations over 5 seeds on three
-# scenarios, and the scale runs (wall time and peak RSS). Run from the
-# repository root after `make build`; reports go to ${OUT:-/tmp/hermes-figures}.
-# Each part can be run alone: figures.sh [policies|ablations|scale]...
+# the policies on edge-8 and on the scenarios where Hermes's mechanisms
+# should matter, over 5 seeds; the ablations of every mechanism of hermes
+# over 5 seeds on three scenarios; and the scale runs (wall time and peak
+# RSS). Run from the repository root after `make build`; reports go to
+# ${OUT:-/tmp/hermes-figures}. Each part can be run alone:
+# figures.sh [policies|scenarios|ablations|scale]...
 set -euo pipefail
 out=${OUT:-/tmp/hermes-figures}
 mkdir -p "$out"
 grep -m1 'model name' /proc/cpuinfo || true
-parts=${*:-policies ablations scale}
+parts=${*:-policies scenarios ablations scale}
+all=hermes,hermes-paper,localsgd,fedbuff,fedasync,asp,ssp,bsp
+ablations=hermes,hermes-paper,hermes-zgate,hermes-nostale,hermes-nogup,hermes-noalloc,hermes-mean,hermes-aim
 for part in $parts; do
 	case $part in
 	policies)
-		./hermes bench --scenario ../shared/scenarios/edge-8.json \
-			--policies hermes,localsgd,fedbuff,fedasync,asp,ssp,bsp --seeds 5 --out "$out/edge-8"
+		./hermes bench --scenario ../shared/scenarios/edge-8.json --policies $all --seeds 5 --out "$out/edge-8"
+		;;
+	scenarios)
+		for sc in scenarios/stragglers-10.json scenarios/cellular-8.json scenarios/cnn-hetero-6.json; do
+			./hermes bench --scenario "$sc" --policies $all --seeds 5 --out "$out/$(basename "$sc" .json)"
+		done
 		;;
 	ablations)
 		for sc in scenarios/edge-8-088.json ../shared/scenarios/edge-8.json scenarios/edge-8-faults.json; do
 			name=$(basename "$sc" .json)
-			./hermes bench --scenario "$sc" --policies hermes,hermes-nogup,hermes-noalloc,hermes-mean \
-				--seeds 5 --out "$out/ablation-$name"
+			./hermes bench --scenario "$sc" --policies $ablations --seeds 5 --out "$out/ablation-$name"
 		done
 		;;
 	scale)
@@ -31,7 +38,7 @@ for part in $parts; do
 		done
 		;;
 	*)
-		echo "figures.sh: unknown part $part (policies, ablations, scale)" >&2
+		echo "figures.sh: unknown part $part (policies, scenarios, ablations, scale)" >&2
 		exit 1
 		;;
 	esac

@@ -153,6 +153,7 @@ type simWorker struct {
 	// until the worker trains, then its own (own is set).
 	params      []float32
 	own         bool
+	global      []float32 // the last global model received (shared, read-only)
 	alive       bool
 	left        bool // for good: a pending restart must not bring it back
 	incarnation int
@@ -212,6 +213,7 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	}
 	st := opts.Settings
 	st.SampleBytes = harness.SampleBytes(env.Train)
+	_, st.SampleFLOPs = m.FLOPs()
 	if budget := Time(sc.TimeBudgetS * float64(time.Second)); st.MaxTime == 0 || budget < st.MaxTime {
 		st.MaxTime = budget
 	}
@@ -304,7 +306,7 @@ func (s *simulation) join(w *simWorker) {
 	w.incarnation++
 	w.params, w.own = nil, false
 	w.cpu = s.now
-	s.send(w, headerBytes, protocol.Register{Worker: w.id, MemoryBytes: w.memory, Cores: 1})
+	s.send(w, headerBytes, protocol.Register{Worker: w.id, MemoryBytes: w.memory, Cores: 1, GFLOPS: w.dev.GFLOPS})
 }
 
 // crash takes a worker down: it loses its local state and the server
@@ -444,7 +446,7 @@ func (s *simulation) serverAction(a protocol.Action) {
 	case protocol.SendModel:
 		w := s.workers[a.To]
 		s.toDevice(w, int64(4*len(a.Params))+headerBytes, func() {
-			w.params, w.own = a.Params, false
+			w.params, w.own, w.global = a.Params, false, a.Params
 			s.toWorker(w, protocol.ModelArrived{Version: a.Version})
 		})
 	case protocol.Assign:
@@ -487,13 +489,19 @@ func (s *simulation) serverAction(a protocol.Action) {
 // with shuffles seeded by the run's seed and the job's number.
 func (s *simulation) train(w *simWorker, work protocol.Work) {
 	samples, steps, flops := s.cost.Cost(work)
-	dt := w.dev.computeTime(float64(flops), steps)
 	_, tested := protocol.SplitChunk(len(work.Chunk.Indices), work.HoldOut)
+	var ref []float32
+	if s.server.Policy().GainGate {
+		ref = w.global
+		flops += int64(tested) * s.fwdFLOPs // the global model's held-out pass
+		tested *= 2
+	}
+	dt := w.dev.computeTime(float64(flops), steps)
 	s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
 		Samples: samples, Tested: tested, Seconds: dt.Seconds()})
 	w.cpu = max(s.now, w.cpu) + dt
 	s.jobs++
-	j := &chunkJob{w: w, work: work, inc: w.incarnation, base: w.params, own: w.own, seed: s.seed, due: w.cpu, seq: s.jobs}
+	j := &chunkJob{w: w, work: work, inc: w.incarnation, base: w.params, own: w.own, ref: ref, seed: s.seed, due: w.cpu, seq: s.jobs}
 	s.pool.add(j)
 	s.at(j.due, func() { s.finish(j, dt) })
 }
@@ -510,7 +518,7 @@ func (s *simulation) finish(j *chunkJob, dt Time) {
 		w.params, w.own = j.params, true
 	}
 	res := j.res
-	s.toWorker(w, protocol.Trained{ChunkID: j.work.Chunk.ID, Grad: res.Grad, Loss: res.Loss,
+	s.toWorker(w, protocol.Trained{ChunkID: j.work.Chunk.ID, Grad: res.Grad, Loss: res.Loss, BaseLoss: j.baseLoss,
 		Samples: res.Samples, Steps: res.Steps, TrainTime: dt})
 	s.pool.release(j) // the worker has summed the gradient
 }

@@ -23,10 +23,14 @@ type chunkJob struct {
 	inc  int       // the worker's incarnation when the job started
 	base []float32 // the model it started from
 	own  bool      // base is the worker's own (trained in place), not the server's shared copy
-	seed uint64
-	due  Time
-	seq  int64
-	idx  int // in the pool's heap; -1 once out of it
+	// ref is the last global model the worker received, when its gate
+	// compares with it (Policy.GainGate); baseLoss is ref's held-out loss.
+	ref      []float32
+	baseLoss float64
+	seed     uint64
+	due      Time
+	seq      int64
+	idx      int // in the pool's heap; -1 once out of it
 
 	trained bool
 	params  []float32 // the model after training
@@ -96,6 +100,9 @@ func (p *trainPool) train(j *chunkJob) {
 		b.params = b.base
 		if !b.own { // the server's copy is shared: train a private one
 			b.params = slices.Clone(b.base)
+		}
+		if b.ref != nil {
+			b.baseLoss = p.trainers[i].HeldOutLoss(b.ref, b.work)
 		}
 		rng := rand.New(rand.NewPCG(b.seed^0x747261696e, uint64(b.seq))) // "train"
 		b.res = p.trainers[i].Chunk(b.params, b.work, rng, grads[i])

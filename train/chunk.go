@@ -1,6 +1,7 @@
 package train
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -55,6 +56,36 @@ func (w *workerTrainer) Train(params []float32, work protocol.Work) (protocol.Tr
 	res := w.t.Chunk(params, work, w.rng, w.grad)
 	w.grad = res.Grad
 	return protocol.Trained{ChunkID: work.Chunk.ID, Grad: res.Grad, Loss: res.Loss, Samples: res.Samples, Steps: res.Steps}, res.FLOPs
+}
+
+// HeldOutLoss returns the loss of params on w's held-out part, the
+// baseline of a gate that asks whether local training beat the global
+// model on data neither has seen (Policy.GainGate); NaN without a
+// held-out part.
+func (t *ChunkTrainer) HeldOutLoss(params []float32, w protocol.Work) float64 {
+	trainN, testN := protocol.SplitChunk(len(w.Chunk.Indices), w.HoldOut)
+	if testN == 0 {
+		return math.NaN()
+	}
+	copy(t.Model.Params(), params)
+	return t.heldOut(w.Chunk.Indices[trainN:])
+}
+
+// heldOut returns the model's loss on the samples test.
+func (t *ChunkTrainer) heldOut(test []int32) float64 {
+	n, size := len(test), t.Data.SampleSize()
+	if len(t.x) < n*size {
+		t.x = make([]float32, n*size)
+		t.y = make([]int32, n)
+	}
+	idx := t.idx[:0]
+	for _, i := range test {
+		idx = append(idx, int(i))
+	}
+	t.idx = idx
+	t.Data.Gather(idx, t.x[:n*size], t.y[:n])
+	loss, _ := t.Model.Evaluate(t.x[:n*size], t.y[:n], n, 256)
+	return loss
 }
 
 // Cost returns what Chunk does for w without doing it: the samples and
@@ -127,12 +158,7 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 	res.FLOPs = int64(res.Samples) * trainFLOPs
 	res.Loss = epochLoss / float64(max(trainN, 1))
 	if testN > 0 {
-		test := make([]int, testN)
-		for k, i := range w.Chunk.Indices[trainN:] {
-			test[k] = int(i)
-		}
-		t.Data.Gather(test, t.x[:testN*size], t.y[:testN])
-		res.Loss, _ = m.Evaluate(t.x[:testN*size], t.y[:testN], testN, 256)
+		res.Loss = t.heldOut(w.Chunk.Indices[trainN:])
 		res.FLOPs += int64(testN) * fwd
 	}
 	copy(params, m.Params())

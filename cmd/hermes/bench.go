@@ -86,16 +86,22 @@ func cmdBench(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	bound, err := bench.BoundOf(env)
+	if err != nil {
+		return err
+	}
 	if *out != "" {
-		if err := bench.WriteReport(*out, sc, runs); err != nil {
+		if err := bench.WriteReport(*out, sc, bound, runs); err != nil {
 			return err
 		}
 		slog.Info("report written", "dir", *out)
 	}
 	if *asJSON {
-		return printJSON(stdout, bench.SummarizeAll(sc.Name, runs))
+		return printJSON(stdout, bench.SummarizeAll(sc.Name, &bound, runs))
 	}
 	bench.Table(stdout, runs)
+	fmt.Fprintln(stdout)
+	bench.WriteBound(stdout, bound, runs)
 	return nil
 }
 

@@ -99,7 +99,8 @@ func TestKillWorkerAndResume(t *testing.T) {
 		t.Fatalf("interrupted run: %v", res1)
 	}
 
-	second, out2 := ps("--resume", "--target", "0.7")
+	// A resumed run waits for --min-workers again: the two survivors.
+	second, out2 := ps("--resume", "--target", "0.7", "--min-workers", "2")
 	if err := second.Wait(); err != nil {
 		t.Fatalf("resumed ps: %v\n%s", err, out2)
 	}
