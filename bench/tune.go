@@ -40,12 +40,10 @@ const maxMiniBatch = 64
 // policies (ASP, SSP, BSP), whose local step is replaced by the next global
 // model, search the server rate on a finer axis and the mini-batch.
 var Grids = map[string][]Axis{
-	// hermes tunes its gate's threshold in place of the passes per chunk
-	// (the paper's 5), so that its grid has as many points as the others.
 	"hermes": {
-		{Name: "local_lr", Values: []float64{0.05, 0.1, 0.2}},
-		{Name: "server_lr", Values: []float64{0.02, 0.05, 0.1}},
-		{Name: "gain", Values: []float64{0.005, 0.01, 0.02}},
+		{Name: "local_lr", Values: []float64{0.02, 0.05, 0.1}},
+		{Name: "server_lr", Values: []float64{0.01, 0.02, 0.05}},
+		{Name: "epochs", Values: []float64{2, 5, 10}},
 	},
 	"hermes-paper": {
 		{Name: "local_lr", Values: []float64{0.02, 0.05, 0.1}},

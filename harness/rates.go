@@ -57,7 +57,7 @@ var Tuned = mustTuned(tunedJSON)
 
 // Ablations are the policies that differ from hermes in one mechanism and
 // share its tuned values.
-var Ablations = []string{"hermes-zgate", "hermes-nostale", "hermes-nogup", "hermes-noalloc", "hermes-mean", "hermes-aim"}
+var Ablations = []string{"hermes-nostale", "hermes-nogup", "hermes-noalloc", "hermes-mean", "hermes-gain", "hermes-aim"}
 
 func mustTuned(b []byte) map[string]Hyper {
 	t, err := ParseTuned(b)

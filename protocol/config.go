@@ -90,7 +90,7 @@ type Settings struct {
 func Defaults() Settings {
 	return Settings{
 		Policy: "hermes",
-		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15, Gain: 0.05,
+		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15, Gain: 0.01,
 		Epochs: 5, Chunk: 2500, MiniBatch: 16, MiniBatches: []int{2, 4, 8, 16, 32, 64},
 		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785, ResizeTolerance: 0.1, UpdateSeconds: 2,
 		ServerLR: 0.1, Patience: 25, Staleness: 3, Buffer: 3, MinWorkers: 1,

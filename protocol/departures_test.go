@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// hermes departs from the paper in its gate and in its merge weights.
-// These tests pin each departure, and each one's ablation policy, which
-// undoes it alone.
+// hermes departs from the paper in its merge weights; hermes-gain and
+// hermes-aim are candidates that were measured and not kept. These tests
+// pin each mechanism against the policy without it.
 
 func TestGainGateDecidesOnTheGainOverTheGlobalModel(t *testing.T) {
 	s := Defaults()
@@ -43,12 +43,13 @@ func TestGainGateDecidesOnTheGainOverTheGlobalModel(t *testing.T) {
 	}
 }
 
-// The worker's first chunk from the initial model beats it by far: hermes
-// sends it; the paper's z-score gate (hermes-zgate) cannot call a first
-// loss major, nor a second (|z| is 1 with two losses in the window).
+// The worker's first chunk from the initial model beats it by far: the
+// gain gate (hermes-gain) sends it; the paper's z-score gate (hermes)
+// cannot call a first loss major, nor a second (|z| is 1 with two losses
+// in the window).
 func TestGainGateSendsTheFirstChunkTheZGateHolds(t *testing.T) {
 	first := map[string]int{}
-	for _, p := range []string{"hermes", "hermes-zgate"} {
+	for _, p := range []string{"hermes-gain", "hermes"} {
 		s := Defaults()
 		s.Policy = p
 		w, err := NewWorker(1, s)
@@ -76,8 +77,8 @@ func TestGainGateSendsTheFirstChunkTheZGateHolds(t *testing.T) {
 			}
 		}
 	}
-	if first["hermes"] != 1 || first["hermes-zgate"] < 3 {
-		t.Fatalf("first update after chunk %v; want hermes 1, hermes-zgate 3 or later", first)
+	if first["hermes-gain"] != 1 || first["hermes"] < 3 {
+		t.Fatalf("first update after chunk %v; want hermes-gain 1, hermes 3 or later", first)
 	}
 }
 

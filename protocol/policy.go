@@ -99,19 +99,20 @@ var policies = map[string]Policy{
 	// mechanism of its own, with an ablation that removes it alone.
 	"hermes-paper": {Name: "hermes-paper", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
 	"hermes":       hermes,
-	// Departures from the paper, one at a time.
-	"hermes-zgate":   without(hermes, "hermes-zgate", func(p *Policy) { p.GainGate = false }),
+	// The departure from the paper, undone.
 	"hermes-nostale": without(hermes, "hermes-nostale", func(p *Policy) { p.StalenessWeight = false }),
 	// The mechanisms Hermes shares with the paper, one at a time.
 	"hermes-nogup":   without(hermes, "hermes-nogup", func(p *Policy) { p.GUP = false }),
 	"hermes-noalloc": without(hermes, "hermes-noalloc", func(p *Policy) { p.Allocate = false }),
 	"hermes-mean":    without(hermes, "hermes-mean", func(p *Policy) { p.Merge = MergeMean }),
-	// A candidate that did not earn its place (README): chunks aimed at a
-	// fixed time from the first, sized by declared speed.
-	"hermes-aim": without(hermes, "hermes-aim", func(p *Policy) { p.AimTime = true }),
-	"asp":        {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
-	"ssp":        {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
-	"bsp":        {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
+	// Candidates that did not earn their place (README): a gate on the
+	// gain over the global model, and chunks aimed at a fixed time from
+	// the first, sized by declared speed.
+	"hermes-gain": without(hermes, "hermes-gain", func(p *Policy) { p.GainGate = true }),
+	"hermes-aim":  without(hermes, "hermes-aim", func(p *Policy) { p.AimTime = true }),
+	"asp":         {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
+	"ssp":         {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
+	"bsp":         {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
 	// The strong baselines train chunks locally, Settings.Epochs passes
 	// each (tuned per policy like the learning rates).
 	"localsgd": {Name: "localsgd", Merge: MergeAverage, Sync: Rounds},
@@ -119,9 +120,8 @@ var policies = map[string]Policy{
 	"fedasync": {Name: "fedasync", Merge: MergeApply, Sync: Async, StalenessWeight: true},
 }
 
-// hermes is our method: the paper's with its gate deciding on the gain
-// over the global model and with staleness-aware merge weights.
-var hermes = Policy{Name: "hermes", GUP: true, GainGate: true, HoldOut: true, Merge: MergeLossAware, Sync: Async,
+// hermes is our method: the paper's, with staleness-aware merge weights.
+var hermes = Policy{Name: "hermes", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async,
 	Allocate: true, StalenessWeight: true}
 
 // without returns p, renamed, with one mechanism changed by change.

@@ -82,8 +82,9 @@ type (
 		Worker      WorkerID
 		MemoryBytes int64
 		Cores       int
-		// GFLOPS is the worker's arithmetic speed, declared or measured by
-		// a short probe at join; 0: unknown.
+		// GFLOPS is the worker's declared arithmetic speed; 0: unknown.
+		// The simulator's devices declare theirs; the cluster's workers
+		// declare none yet (a probe at join would).
 		GFLOPS float64
 	}
 	// Leave says a worker is gone (left, crashed or timed out); its
