@@ -3,22 +3,13 @@ package bench
 import (
 	"math"
 	"testing"
-
-	"github.com/hermes-go/hermes/sim"
 )
 
 // The bound ships one pass through the narrowest cut and trains it once
 // on the fleet's arithmetic: here the devices' links together (10 + 2·50
 // Mbit/s) are wider than the server's (100), which is the cut.
 func TestBoundIsOnePassThroughTheNarrowestCut(t *testing.T) {
-	sc, err := sim.LoadScenario("../sim/testdata/tiny.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := sim.NewEnv(sc, 200)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := tinyEnv(t)
 	b, err := BoundOf(env)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +30,7 @@ func TestBoundIsOnePassThroughTheNarrowestCut(t *testing.T) {
 	}
 	// With the server's link ten times wider, the devices' (110 Mbit/s)
 	// are the cut.
-	sc.PS.BandwidthMbps = 1000
+	env.Scenario.PS.BandwidthMbps = 1000
 	if b2, _ := BoundOf(env); math.Abs(b2.LinkSeconds-800*785*8/110e6) > 1e-12 {
 		t.Fatalf("link %v s with a gigabit server, want the devices' 110 Mbit/s", b2.LinkSeconds)
 	}

@@ -12,14 +12,8 @@ import (
 // Every seed's run is deterministic, whatever runs beside it; different
 // seeds are different runs.
 func TestSeedsAreDeterministic(t *testing.T) {
-	sc, err := sim.LoadScenario("../sim/testdata/tiny.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := sim.NewEnv(sc, 200)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := tinyEnv(t)
+	sc := env.Scenario
 	st := protocol.Defaults()
 	st.Chunk, st.MinChunk, st.Epochs = 100, 10, 2
 	cfg := ScenarioConfig{Env: env, Policies: []string{"hermes", "fedbuff"}, Settings: st, Seeds: 3,
@@ -55,4 +49,18 @@ func TestSeedsAreDeterministic(t *testing.T) {
 	if a[0] == a[1] || a[1] == a[2] {
 		t.Fatal("two seeds gave the same run")
 	}
+}
+
+// tinyEnv loads the simulator's three-device scenario on the fixture.
+func tinyEnv(t *testing.T) *sim.Env {
+	t.Helper()
+	sc, err := sim.LoadScenario("../sim/testdata/tiny.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := sim.NewEnv(sc, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
 }
