@@ -48,7 +48,9 @@ func NewGainGate(s Settings) *Gate {
 // link-bound fleet the first update then arrives after most of the data
 // has been sent. The gain asks what the server needs to know: would this
 // update improve the global model on data it has not seen, by enough to
-// pay for sending it?
+// pay for sending it? Its weakness: a negative gain never passes the
+// relaxing threshold, so a worker that no longer beats the global model
+// stops sending (one reason it is a candidate, not hermes's gate).
 func (g *Gate) ObserveGain(loss, base float64) Decision {
 	if !finite(loss) {
 		return Decision{Thres: g.thres, Reason: "non-finite loss"}
