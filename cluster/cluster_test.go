@@ -656,9 +656,10 @@ func TestJoinsAndNamesBounded(t *testing.T) {
 
 // The chunk-training baselines run over the network as in simulation: the
 // server buffers (fedbuff) or mixes at once (fedasync), and the run
-// reaches the target.
-func TestFedBuffAndFedAsyncEndToEnd(t *testing.T) {
-	for _, policy := range []string{"fedbuff", "fedasync"} {
+// reaches the target. So does hermes-gain, whose workers keep the global
+// model beside their own to measure their gain over it.
+func TestChunkPoliciesEndToEnd(t *testing.T) {
+	for _, policy := range []string{"fedbuff", "fedasync", "hermes-gain"} {
 		t.Run(policy, func(t *testing.T) {
 			net := newFixtureNet()
 			ps := startFixturePS(t, func(c *PSConfig) {
