@@ -53,7 +53,7 @@ func TestNoGUPSendsEveryChunkOnTheSameHoldOut(t *testing.T) {
 // their times; hermes resizes the straggler.
 func TestNoAllocNeverResizes(t *testing.T) {
 	for _, p := range []string{"hermes", "hermes-noalloc"} {
-		srv := newTestServer(t, func(s *Settings) { s.Policy = p; s.Chunk, s.MinChunk = 20, 4 }, []float32{0}, &scriptedVal{losses: []float64{1}})
+		srv := newTestServer(t, func(s *Settings) { s.Policy = p; s.Chunk, s.MinChunk = 10, 2 }, []float32{0}, &scriptedVal{losses: []float64{1}})
 		srv.s.SampleBytes = 1
 		ids := []WorkerID{1, 2, 3, 4, 5}
 		pending := map[WorkerID][]int64{}
@@ -80,7 +80,7 @@ func TestNoAllocNeverResizes(t *testing.T) {
 				}
 				c := pending[id][0]
 				pending[id] = pending[id][1:]
-				train, _ := SplitChunk(20, Defaults().HoldOut)
+				train, _ := SplitChunk(10, Defaults().HoldOut) // a fifth of 100 samples, in two chunks
 				if err := srv.Step(Time(round+1)*1e9, Report{Worker: id, ChunkID: c, TrainTime: secs, Samples: 5 * train, Steps: 5 * train / 16}); err != nil {
 					t.Fatal(err)
 				}

@@ -35,6 +35,9 @@ type Allocator struct {
 	// the fleet (with 100,000 workers, that sort per report was the run).
 	times      []float64
 	unmeasured int
+	// pass is the size of a pass over the training set (0: unknown), which
+	// bounds every chunk to a worker's share of it; see share.
+	pass int
 }
 
 type allocState struct {
@@ -75,6 +78,23 @@ func (a *Allocator) Add(w WorkerID, memoryBytes int64, gflops float64) {
 	a.unmeasured++
 }
 
+// SetPass tells the allocator how many samples a pass over the training
+// set has, which bounds every chunk to a worker's share of a pass.
+func (a *Allocator) SetPass(samples int) { a.pass = samples }
+
+// share is the largest chunk any worker gets: its share of a pass, with
+// two chunks in flight per worker (one training, one prefetched), and
+// never below MinChunk. On a fleet of a few workers it is above the
+// default chunk and changes nothing; on a fleet larger than the data (a
+// thousand devices and 55,000 samples), 2,500-sample chunks would ship the
+// training set a hundred times over before the first update came back.
+func (a *Allocator) share() int {
+	if a.pass <= 0 || len(a.workers) == 0 {
+		return math.MaxInt
+	}
+	return max(a.s.MinChunk, a.pass/(2*len(a.workers)))
+}
+
 // Remove forgets a worker.
 func (a *Allocator) Remove(w WorkerID) {
 	st, ok := a.workers[w]
@@ -104,11 +124,14 @@ func (a *Allocator) addTime(t float64) {
 // Size returns a worker's current chunk size and mini-batch.
 func (a *Allocator) Size(w WorkerID) (chunk, miniBatch int) {
 	st := a.workers[w]
-	return st.chunk, st.miniBatch
+	return a.chunkOf(st), st.miniBatch
 }
 
-// MaxChunk returns the memory-bounded largest chunk of a worker.
-func (a *Allocator) MaxChunk(w WorkerID) int { return a.workers[w].maxChunk }
+func (a *Allocator) chunkOf(st *allocState) int { return min(st.chunk, a.share()) }
+
+// MaxChunk returns the largest chunk a worker can get now: bounded by its
+// memory and by its share of a pass.
+func (a *Allocator) MaxChunk(w WorkerID) int { return min(a.workers[w].maxChunk, a.share()) }
 
 // Observe records a chunk report and, if the worker is an outlier, resizes
 // it. It returns whether the size changed.
@@ -133,24 +156,24 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 	// new size: it was prefetched at the old one. It feeds the cost model,
 	// but judging the worker on it would resize it again for a time it no
 	// longer has.
-	if train, _ := SplitChunk(st.chunk, a.holdOut); r.Samples != a.epochs*train {
-		return false, st.chunk, st.miniBatch, 0
+	if train, _ := SplitChunk(a.chunkOf(st), a.holdOut); r.Samples != a.epochs*train {
+		return false, a.chunkOf(st), st.miniBatch, 0
 	}
 	if a.aim {
 		return a.aimAt(st, r.TrainTime.Seconds())
 	}
 	if a.unmeasured > 0 {
-		return false, st.chunk, st.miniBatch, 0 // not everyone has reported yet
+		return false, a.chunkOf(st), st.miniBatch, 0 // not everyone has reported yet
 	}
 	others := a.times
 	if len(others) == 0 {
-		return false, st.chunk, st.miniBatch, 0
+		return false, a.chunkOf(st), st.miniBatch, 0
 	}
 	q1, q3 := quantile(others, 0.25), quantile(others, 0.75)
 	lo, hi := q1-1.5*(q3-q1), q3+1.5*(q3-q1)
 	t, median := r.TrainTime.Seconds(), quantile(others, 0.5)
 	if t >= lo && t <= hi || math.Abs(t-median) <= a.s.ResizeTolerance*median {
-		return false, st.chunk, st.miniBatch, 0
+		return false, a.chunkOf(st), st.miniBatch, 0
 	}
 	// The target is the median of every worker's time, this one's
 	// included. The others' median alone is a moving target: with few
@@ -166,7 +189,7 @@ func (a *Allocator) Observe(r Report) (resized bool, chunk, miniBatch int, predi
 func (a *Allocator) aimAt(st *allocState, t float64) (resized bool, chunk, miniBatch int, predicted Time) {
 	target := a.s.UpdateSeconds
 	if math.Abs(t-target) <= a.s.ResizeTolerance*target {
-		return false, st.chunk, st.miniBatch, 0
+		return false, a.chunkOf(st), st.miniBatch, 0
 	}
 	return a.resizeTo(st, target)
 }
@@ -175,8 +198,8 @@ func (a *Allocator) aimAt(st *allocState, t float64) (resized bool, chunk, miniB
 // closest to target seconds.
 func (a *Allocator) resizeTo(st *allocState, target float64) (resized bool, chunk, miniBatch int, predicted Time) {
 	perSample, perStep := fitCost(st.hist)
-	c, b, pred := a.search(perSample, perStep, target, st.maxChunk, st.miniBatch)
-	changed := c != st.chunk || b != st.miniBatch
+	c, b, pred := a.search(perSample, perStep, target, min(st.maxChunk, a.share()), st.miniBatch)
+	changed := c != a.chunkOf(st) || b != st.miniBatch
 	st.chunk, st.miniBatch = c, b
 	return changed, c, b, Time(pred * float64(time.Second))
 }

@@ -116,3 +116,31 @@ func TestAllocatorIgnoresChunksCutBeforeAResize(t *testing.T) {
 		t.Fatalf("chunk %d after the stale report, want %d", got, c)
 	}
 }
+
+// A chunk is at most a worker's share of a pass: on a fleet larger than
+// the data, the default chunk would ship the training set many times over
+// before the first update came back.
+func TestChunksAreAShareOfAPass(t *testing.T) {
+	for _, tc := range []struct {
+		workers, want int
+	}{
+		{1, 10}, // the default chunk: 100 samples / 2 chunks in flight is more
+		{4, 10}, // 100 / 8 = 12: still the default
+		{10, 5}, // 100 / 20
+		{40, 2}, // 100 / 80 = 1, floored at MinChunk
+	} {
+		srv := newTestServer(t, func(s *Settings) { s.MinWorkers = tc.workers }, []float32{0}, &scriptedVal{losses: []float64{1}})
+		for id := range tc.workers {
+			srv.Step(0, Register{Worker: WorkerID(id + 1)})
+		}
+		sizes := map[int]int{}
+		for _, a := range srv.Ready() {
+			if as, ok := a.(Assign); ok {
+				sizes[len(as.Work.Chunk.Indices)]++
+			}
+		}
+		if len(sizes) != 1 || sizes[tc.want] != 2*tc.workers {
+			t.Errorf("%d workers on 100 samples: chunk sizes %v, want %d chunks of %d", tc.workers, sizes, 2*tc.workers, tc.want)
+		}
+	}
+}

@@ -104,6 +104,7 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 		holdOut = s.HoldOut
 	}
 	srv.alloc = NewAllocator(s, epochs, holdOut, p.AimTime)
+	srv.alloc.SetPass(trainSize)
 	switch p.Merge {
 	case MergeLossAware:
 		srv.fold = srv.foldLossAware
