@@ -181,3 +181,27 @@ func TestRegisterRefusesImpossibleSpeeds(t *testing.T) {
 		}
 	}
 }
+
+// hermes-eager sends a worker's first chunk whatever its loss; after it the
+// gate is the paper's.
+func TestEagerStartSendsTheFirstChunkOnly(t *testing.T) {
+	for _, p := range []string{"hermes", "hermes-eager"} {
+		s := Defaults()
+		s.Policy = p
+		w, err := NewWorker(1, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := w.Gate()
+		first, second := g.Observe(1), g.Observe(0.9)
+		if p == "hermes" && (first.Major || first.Reason != "first loss in window") {
+			t.Fatalf("hermes: first chunk %+v", first)
+		}
+		if p == "hermes-eager" && (!first.Major || first.Reason != "first chunk") {
+			t.Fatalf("hermes-eager: first chunk %+v", first)
+		}
+		if p == "hermes-eager" && (second.Major || second.Reason != "first loss in window") {
+			t.Fatalf("hermes-eager: second chunk %+v, want the paper's gate on a fresh window", second)
+		}
+	}
+}

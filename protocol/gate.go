@@ -21,6 +21,9 @@ type Gate struct {
 	window     []float64
 	thres      float64
 	sinceMajor int
+	// eager makes the first loss a worker observes a major update
+	// (Policy.EagerStart); sent says one was made.
+	eager, sent bool
 }
 
 // NewGate returns a gate with the settings' alpha, beta, lambda, window and
@@ -83,6 +86,13 @@ func (g *Gate) Observe(loss float64) Decision {
 		// stays out of the window, which it would poison.
 		return Decision{Thres: g.thres, Reason: "non-finite loss"}
 	}
+	if g.eager && !g.sent {
+		// Whatever a worker's first chunk taught its model, the global
+		// model has not seen that data: the z-score could not say so
+		// before the third chunk.
+		g.sent, g.sinceMajor = true, 0
+		return Decision{Major: true, Thres: g.thres, Reason: "first chunk"}
+	}
 	if len(g.window) == g.size {
 		copy(g.window, g.window[1:])
 		g.window = g.window[:g.size-1]
@@ -101,6 +111,7 @@ func (g *Gate) Observe(loss float64) Decision {
 	d := Decision{Z: z, Thres: g.thres}
 	if z <= g.thres {
 		d.Major, d.Reason = true, "significant improvement"
+		g.sent = true
 		g.window = g.window[:0]
 		g.sinceMajor = 0
 		if g.reset {

@@ -36,6 +36,7 @@ func NewWorker(id WorkerID, s Settings) (*Worker, error) {
 	if p.GainGate {
 		gate = NewGainGate(s)
 	}
+	gate.eager = p.EagerStart
 	return &Worker{id: id, policy: p, gate: gate, version: -1}, nil
 }
 

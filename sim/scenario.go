@@ -26,6 +26,11 @@ type Scenario struct {
 	Seed           uint64        `json:"seed"`
 	PS             Device        `json:"ps"`
 	Workers        []WorkerGroup `json:"workers"`
+	// HostCores puts the server and every device on one machine with this
+	// many cores (0: every device has a CPU of its own): their CPU work,
+	// training and messages, queues for the cores. It is how `hermes demo`
+	// runs.
+	HostCores int `json:"host_cores,omitempty"`
 }
 
 // Device is a machine's compute speed, its fixed costs and its network
@@ -44,6 +49,12 @@ type Device struct {
 	// received: a fixed part plus a part per byte.
 	MsgCPUMs        float64 `json:"msg_cpu_ms,omitempty"`
 	MsgCPUNsPerByte float64 `json:"msg_cpu_ns_per_byte,omitempty"`
+	// Slowdown says the device is a faster one slowed down by sleeping,
+	// as `hermes worker --slowdown` is: of its training time only
+	// 1/Slowdown holds a core of a shared host (Scenario.HostCores), and
+	// it sleeps Slowdown-1 times as long as that took, waiting for the
+	// core included. 0 or 1: it computes all the time.
+	Slowdown float64 `json:"slowdown,omitempty"`
 }
 
 // msgCPU is the CPU time the device spends sending or receiving a message
@@ -74,6 +85,12 @@ func (d Device) check(name string) error {
 		if err := checkField(name+"."+c.field, c.v, c.pos); err != nil {
 			return err
 		}
+	}
+	if err := checkField(name+".slowdown", d.Slowdown, false); err != nil {
+		return err
+	}
+	if d.Slowdown > 0 && d.Slowdown < 1 {
+		return fmt.Errorf("%s.slowdown = %v, want 0 or >= 1", name, d.Slowdown)
 	}
 	return nil
 }
@@ -164,6 +181,9 @@ func (sc *Scenario) Validate() error {
 	}
 	if err := checkField("time_budget_s", sc.TimeBudgetS, true); err != nil {
 		return err
+	}
+	if sc.HostCores < 0 {
+		return fmt.Errorf("host_cores = %d, want >= 0", sc.HostCores)
 	}
 	if err := sc.PS.check("ps"); err != nil {
 		return err

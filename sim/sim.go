@@ -175,6 +175,7 @@ type simulation struct {
 
 	server            *protocol.Server
 	psCPU, psUp, psDn Time
+	host              *host // nil: every device has a CPU of its own
 	workers           []*simWorker
 	model             *nn.Model
 	cost              *train.ChunkTrainer // prices work
@@ -187,6 +188,9 @@ type simulation struct {
 	res         Result
 	trace       Trace
 	lastMeasure Time
+	// meterStart and meterEnd bound the last test pass booked on a shared
+	// host (see meter).
+	meterStart, meterEnd Time
 }
 
 // Run simulates one policy on env's scenario.
@@ -222,7 +226,8 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 		return nil, fmt.Errorf("policy %s: local learning rate %v, want > 0", st.Policy, opts.Hyper.LocalLR)
 	}
 	s := &simulation{env: env, sc: sc, opts: opts, model: m, target: harness.Target{Accuracy: sc.TargetAccuracy},
-		faults: rand.New(rand.NewPCG(seed, 0x6661756c74))} // "fault"
+		faults: rand.New(rand.NewPCG(seed, 0x6661756c74)), // "fault"
+		host:   newHost(sc.HostCores)}
 	s.fwdFLOPs, _ = m.FLOPs()
 	s.cost = &train.ChunkTrainer{Model: m, Data: env.Train, LR: opts.Hyper.LocalLR}
 	threads := opts.Threads
@@ -376,7 +381,7 @@ func (s *simulation) onCPU(w *simWorker, cost Time, fn func()) {
 		fn()
 		return
 	}
-	w.cpu = max(s.now, w.cpu) + cost
+	w.cpu = s.host.run(s.now, max(s.now, w.cpu), cost, 1)
 	s.at(w.cpu, fn)
 }
 
@@ -406,7 +411,8 @@ func (s *simulation) toServer(ev protocol.Event, decode Time) {
 			s.res.Discarded++
 		}
 	}
-	s.psCPU = s.now + decode + s.sc.PS.computeTime(flops, 0)
+	cost := decode + s.sc.PS.computeTime(flops, 0)
+	s.psCPU = s.host.run(s.now, s.now, cost, 1)
 	for _, a := range actions {
 		s.serverAction(a)
 	}
@@ -436,7 +442,8 @@ func (s *simulation) toDevice(w *simWorker, n int64, deliver func()) {
 // encode charges the server's CPU for sending a message of n bytes and
 // returns when it can leave.
 func (s *simulation) encode(n int64) Time {
-	s.psCPU += s.sc.PS.msgCPU(n)
+	cost := s.sc.PS.msgCPU(n)
+	s.psCPU = s.host.run(s.now, s.psCPU, cost, 1)
 	return s.psCPU
 }
 
@@ -467,6 +474,7 @@ func (s *simulation) serverAction(a protocol.Action) {
 			return
 		}
 		s.lastMeasure = at
+		s.meter(at)
 		acc, loss := s.testEval()
 		s.trace.Points = append(s.trace.Points, Point{T: at.Seconds(), Accuracy: acc, Loss: loss, Bytes: s.res.BytesTotal, Updates: s.res.UpdatesTotal})
 		s.res.FinalAccuracy = acc
@@ -484,6 +492,26 @@ func (s *simulation) serverAction(a protocol.Action) {
 	}
 }
 
+// meter books the harness's test pass of a model changed at on a shared
+// host, as the demo's meter takes a core of the machine: passes run back
+// to back, and a change that comes while one waits replaces it (see
+// cluster's meter). Without a host the harness's measurement is free.
+func (s *simulation) meter(at Time) {
+	if s.host == nil {
+		return
+	}
+	from := at
+	switch {
+	case at < s.meterStart:
+		return // the waiting pass measures this change instead
+	case at < s.meterEnd:
+		from = s.meterEnd // after the running pass
+	}
+	cost := s.sc.PS.computeTime(float64(s.env.Test.Len())*float64(s.fwdFLOPs), 0)
+	s.meterEnd = s.host.run(s.now, from, cost, 1)
+	s.meterStart = s.meterEnd - cost
+}
+
 // train prices w's work now and schedules its training for when it comes
 // due (see chunkJob). The work trains on the model the worker holds now,
 // with shuffles seeded by the run's seed and the job's number.
@@ -499,7 +527,7 @@ func (s *simulation) train(w *simWorker, work protocol.Work) {
 	dt := w.dev.computeTime(float64(flops), steps)
 	s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
 		Samples: samples, Tested: tested, Seconds: dt.Seconds()})
-	w.cpu = max(s.now, w.cpu) + dt
+	w.cpu = s.host.run(s.now, max(s.now, w.cpu), dt, w.dev.Slowdown)
 	s.jobs++
 	j := &chunkJob{w: w, work: work, inc: w.incarnation, base: w.params, own: w.own, ref: ref, seed: s.seed, due: w.cpu, seq: s.jobs}
 	s.pool.add(j)
