@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -659,7 +660,7 @@ func TestJoinsAndNamesBounded(t *testing.T) {
 // reaches the target. So does hermes-gain, whose workers keep the global
 // model beside their own to measure their gain over it.
 func TestChunkPoliciesEndToEnd(t *testing.T) {
-	for _, policy := range []string{"fedbuff", "fedasync", "hermes-gain"} {
+	for _, policy := range []string{"fedbuff", "fedasync", "hermes-gain", "hermes-testfirst"} {
 		t.Run(policy, func(t *testing.T) {
 			net := newFixtureNet()
 			ps := startFixturePS(t, func(c *PSConfig) {
@@ -668,12 +669,26 @@ func TestChunkPoliciesEndToEnd(t *testing.T) {
 				net.server(c)
 			})
 			var workers []WorkerConfig
+			var mu sync.Mutex
+			heldOut := map[bool]int{} // chunks trained in part, in whole
 			for _, name := range []string{"a", "b", "c"} {
-				workers = append(workers, net.worker(WorkerConfig{Name: name, Memory: 1 << 30, Cores: 1}))
+				workers = append(workers, net.worker(WorkerConfig{Name: name, Memory: 1 << 30, Cores: 1,
+					OnTrained: func(n, samples int, _ time.Duration) {
+						mu.Lock()
+						heldOut[samples < n]++
+						mu.Unlock()
+					}}))
 			}
 			sum := runWorkers(t, ps, workers...)
 			if !sum.ReachedTarget || sum.UpdatesTotal < 2 {
 				t.Fatalf("summary %+v", sum)
+			}
+			// One epoch a chunk: hermes-gain trains on all but its held-out
+			// part, hermes-testfirst on the whole chunk, after the test.
+			mu.Lock()
+			defer mu.Unlock()
+			if policy == "hermes-gain" && heldOut[false] > 0 || policy == "hermes-testfirst" && heldOut[true] > 0 {
+				t.Fatalf("%s: %d chunks trained in part, %d whole", policy, heldOut[true], heldOut[false])
 			}
 			// FedBuff moves the model once per two updates.
 			if policy == "fedbuff" && sum.Version > (sum.UpdatesTotal+1)/2 {

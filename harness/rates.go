@@ -57,7 +57,7 @@ var Tuned = mustTuned(tunedJSON)
 
 // Ablations are the policies that differ from hermes in one mechanism and
 // share its tuned values.
-var Ablations = []string{"hermes-nostale", "hermes-nogup", "hermes-noalloc", "hermes-mean", "hermes-gain", "hermes-aim", "hermes-eager"}
+var Ablations = []string{"hermes-nostale", "hermes-nogup", "hermes-noalloc", "hermes-mean", "hermes-gain", "hermes-aim", "hermes-eager", "hermes-testfirst"}
 
 func mustTuned(b []byte) map[string]Hyper {
 	t, err := ParseTuned(b)

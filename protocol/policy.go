@@ -91,6 +91,12 @@ type Policy struct {
 	// by (1+τ)^-1/2, the polynomial staleness function of FedAsync (Xie
 	// et al., 2019) and FedBuff (Nguyen et al., 2022).
 	StalenessWeight bool
+	// TestFirst measures the gate's test loss on part of each chunk
+	// before training on all of it (prequential, test-then-train
+	// evaluation), instead of holding that part out: the model has not
+	// seen those samples when it is tested, and no shipped sample goes
+	// untrained.
+	TestFirst bool
 	// EagerStart makes a worker's first chunk a major update, whatever
 	// the gate says: the paper's z-score cannot call one before the third.
 	EagerStart bool
@@ -111,12 +117,13 @@ var policies = map[string]Policy{
 	// Candidates that did not earn their place (README): a gate on the
 	// gain over the global model, and chunks aimed at a fixed time from
 	// the first, sized by declared speed.
-	"hermes-gain":  without(hermes, "hermes-gain", func(p *Policy) { p.GainGate = true }),
-	"hermes-aim":   without(hermes, "hermes-aim", func(p *Policy) { p.AimTime = true }),
-	"hermes-eager": without(hermes, "hermes-eager", func(p *Policy) { p.EagerStart = true }),
-	"asp":          {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
-	"ssp":          {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
-	"bsp":          {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
+	"hermes-gain":      without(hermes, "hermes-gain", func(p *Policy) { p.GainGate = true }),
+	"hermes-aim":       without(hermes, "hermes-aim", func(p *Policy) { p.AimTime = true }),
+	"hermes-eager":     without(hermes, "hermes-eager", func(p *Policy) { p.EagerStart = true }),
+	"hermes-testfirst": without(hermes, "hermes-testfirst", func(p *Policy) { p.TestFirst = true }),
+	"asp":              {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
+	"ssp":              {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
+	"bsp":              {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
 	// The strong baselines train chunks locally, Settings.Epochs passes
 	// each (tuned per policy like the learning rates).
 	"localsgd": {Name: "localsgd", Merge: MergeAverage, Sync: Rounds},

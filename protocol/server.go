@@ -57,6 +57,7 @@ type Server struct {
 
 	disp    *Dispenser
 	alloc   *Allocator
+	holdOut float64 // of every chunk, for the worker's test loss
 	workers map[WorkerID]*serverWorker
 	ids     []WorkerID // sorted, so that every loop is deterministic
 
@@ -102,6 +103,10 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 	}
 	if p.HoldOut {
 		holdOut = s.HoldOut
+	}
+	srv.holdOut = holdOut
+	if p.TestFirst {
+		holdOut = 0 // every sample of a chunk is trained on
 	}
 	srv.alloc = NewAllocator(s, epochs, holdOut, p.AimTime)
 	srv.alloc.SetPass(trainSize)
@@ -261,13 +266,13 @@ func (s *Server) sendModel(w WorkerID) {
 
 func (s *Server) assign(w WorkerID, prefetch bool) {
 	chunk, mb := s.alloc.Size(w)
-	epochs, holdOut := s.alloc.epochs, s.alloc.holdOut
+	epochs := s.alloc.epochs
 	if s.p.MiniBatchUnit {
 		chunk, mb = s.s.MiniBatch, s.s.MiniBatch
 	}
 	c := s.disp.Next(w, chunk)
 	s.out = append(s.out, Assign{To: w, Prefetch: prefetch,
-		Work: Work{Chunk: c, MiniBatch: mb, Epochs: epochs, HoldOut: holdOut}})
+		Work: Work{Chunk: c, MiniBatch: mb, Epochs: epochs, HoldOut: s.holdOut, TestFirst: s.p.TestFirst}})
 }
 
 func (s *Server) leave(w WorkerID) error {

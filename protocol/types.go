@@ -40,6 +40,21 @@ type Work struct {
 	// HoldOut is the fraction of the chunk the worker keeps as its local
 	// test set (0 when the policy does not gate updates on test loss).
 	HoldOut float64
+	// TestFirst tests on that fraction before training on it, with the
+	// rest (Policy.TestFirst): no sample is shipped for testing alone.
+	TestFirst bool
+}
+
+// Split returns the samples of w's chunk the worker trains on and those
+// it tests on. Held out, they are disjoint; tested first, the test samples
+// are trained on too, after the test.
+func (w Work) Split() (train, test []int32) {
+	idx := w.Chunk.Indices
+	trainN, _ := SplitChunk(len(idx), w.HoldOut)
+	if w.TestFirst {
+		return idx, idx[trainN:]
+	}
+	return idx[:trainN], idx[trainN:]
 }
 
 // Report is what a worker tells the server after training a chunk; it

@@ -63,12 +63,12 @@ func (w *workerTrainer) Train(params []float32, work protocol.Work) (protocol.Tr
 // model on data neither has seen (Policy.GainGate); NaN without a
 // held-out part.
 func (t *ChunkTrainer) HeldOutLoss(params []float32, w protocol.Work) float64 {
-	trainN, testN := protocol.SplitChunk(len(w.Chunk.Indices), w.HoldOut)
-	if testN == 0 {
+	_, test := w.Split()
+	if len(test) == 0 {
 		return math.NaN()
 	}
 	copy(t.Model.Params(), params)
-	return t.heldOut(w.Chunk.Indices[trainN:])
+	return t.heldOut(test)
 }
 
 // heldOut returns the model's loss on the samples test.
@@ -93,12 +93,13 @@ func (t *ChunkTrainer) heldOut(test []int32) float64 {
 // A simulator prices a chunk's time with it when the chunk starts, and
 // trains only when the chunk comes due.
 func (t *ChunkTrainer) Cost(w protocol.Work) (samples, steps int, flops int64) {
-	trainN, testN := protocol.SplitChunk(len(w.Chunk.Indices), w.HoldOut)
+	trained, tested := w.Split()
+	trainN := len(trained)
 	batch := max(1, min(w.MiniBatch, trainN))
 	samples = w.Epochs * trainN
 	steps = w.Epochs * ((trainN + batch - 1) / batch)
 	fwd, train := t.Model.FLOPs()
-	return samples, steps, int64(samples)*train + int64(testN)*fwd
+	return samples, steps, int64(samples)*train + int64(len(tested))*fwd
 }
 
 // Chunk trains params in place on w, shuffling each epoch with rng. grad,
@@ -110,8 +111,8 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 		grad = make([]float32, len(params))
 	}
 	clear(grad)
-	n := len(w.Chunk.Indices)
-	trainN, testN := protocol.SplitChunk(n, w.HoldOut)
+	train, test := w.Split()
+	trainN, testN := len(train), len(test)
 	size := t.Data.SampleSize()
 	batch := max(1, min(w.MiniBatch, trainN))
 	if len(t.x) < batch*size || len(t.x) < testN*size {
@@ -123,8 +124,15 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 	// its epochs read a few megabytes instead of scattered rows of the
 	// whole set. Its order is then positions in the copy, shuffled just
 	// as the indices would be: the samples each step sees are the same.
+	fwd, trainFLOPs := m.FLOPs()
+	res := ChunkResult{Grad: grad}
+	if w.TestFirst && testN > 0 {
+		// Tested before any step: these samples are new to the model.
+		res.Loss = t.heldOut(test)
+		res.FLOPs += int64(testN) * fwd
+	}
 	order := t.idx[:0]
-	for _, i := range w.Chunk.Indices[:trainN] {
+	for _, i := range train {
 		order = append(order, int(i))
 	}
 	t.idx = order
@@ -138,8 +146,6 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 		}
 		src = &t.staged
 	}
-	fwd, trainFLOPs := m.FLOPs()
-	res := ChunkResult{Grad: grad}
 	lr := float32(t.LR)
 	var epochLoss float64
 	for e := 0; e < w.Epochs; e++ {
@@ -155,11 +161,14 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 			res.Samples += b
 		}
 	}
-	res.FLOPs = int64(res.Samples) * trainFLOPs
-	res.Loss = epochLoss / float64(max(trainN, 1))
-	if testN > 0 {
-		res.Loss = t.heldOut(w.Chunk.Indices[trainN:])
+	res.FLOPs += int64(res.Samples) * trainFLOPs
+	switch {
+	case w.TestFirst && testN > 0: // measured before training
+	case testN > 0:
+		res.Loss = t.heldOut(test)
 		res.FLOPs += int64(testN) * fwd
+	default:
+		res.Loss = epochLoss / float64(max(trainN, 1))
 	}
 	copy(params, m.Params())
 	return res

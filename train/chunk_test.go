@@ -28,6 +28,7 @@ func TestCostIsWhatChunkDoes(t *testing.T) {
 		{Chunk: protocol.Chunk{Indices: []int32{0, 1, 2, 3, 4, 5, 6}}, MiniBatch: 3, Epochs: 2},
 		{Chunk: protocol.Chunk{Indices: []int32{7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}}, MiniBatch: 4, Epochs: 3, HoldOut: 0.15},
 		{Chunk: protocol.Chunk{Indices: []int32{20, 21}}, MiniBatch: 64, Epochs: 1, HoldOut: 0.5},
+		{Chunk: protocol.Chunk{Indices: []int32{7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}}, MiniBatch: 4, Epochs: 3, HoldOut: 0.15, TestFirst: true},
 	} {
 		samples, steps, flops := ct.Cost(w)
 		res := ct.Chunk(params, w, rand.New(rand.NewPCG(1, 1)), nil)
@@ -77,5 +78,36 @@ func TestStagedChunkTrainsTheSameSamples(t *testing.T) {
 		if gotP[i] != wantP[i] || got.Grad[i] != want.Grad[i] {
 			t.Fatalf("parameter %d: staged %v (gradient %v), alone %v (%v)", i, gotP[i], got.Grad[i], wantP[i], want.Grad[i])
 		}
+	}
+}
+
+// Tested first, a chunk's test loss is the loss of the model it arrived
+// with on the test part, and every sample, the test part too, is trained.
+func TestTestFirstTestsBeforeTrainingOnAll(t *testing.T) {
+	d, err := data.Load("../testdata/fmnist-1k-images-idx3-ubyte.gz", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := nn.Builtin("logreg", d.Classes)
+	m, err := nn.Build(spec, d.Shape, d.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(1)
+	ct := &ChunkTrainer{Model: m, Data: d, LR: 0.05}
+	w := protocol.Work{MiniBatch: 10, Epochs: 2, HoldOut: 0.2, TestFirst: true}
+	for i := range 50 {
+		w.Chunk.Indices = append(w.Chunk.Indices, int32(i))
+	}
+	params := append([]float32(nil), m.Params()...)
+	before := ct.HeldOutLoss(params, w) // the same 10 samples, untrained model
+	res := ct.Chunk(params, w, rand.New(rand.NewPCG(1, 2)), nil)
+	if res.Loss != before || res.Samples != 100 || res.Steps != 10 {
+		t.Fatalf("loss %v (untrained model on the test part: %v), %d samples in %d steps; want 100 in 10", res.Loss, before, res.Samples, res.Steps)
+	}
+	heldOut := w
+	heldOut.TestFirst = false
+	if r := ct.Chunk(append([]float32(nil), m.Params()...), heldOut, rand.New(rand.NewPCG(1, 2)), nil); r.Samples != 80 {
+		t.Fatalf("held out: %d samples trained, want 80", r.Samples)
 	}
 }

@@ -102,6 +102,11 @@ func encodeWork(b []byte, m protocol.Work, _ Codec) []byte {
 	b = putI64(b, int64(m.MiniBatch))
 	b = putI64(b, int64(m.Epochs))
 	b = putF64(b, m.HoldOut)
+	testFirst := byte(0)
+	if m.TestFirst {
+		testFirst = 1
+	}
+	b = append(b, testFirst)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Chunk.Indices)))
 	for _, i := range m.Chunk.Indices {
 		b = binary.LittleEndian.AppendUint32(b, uint32(i))
@@ -111,6 +116,12 @@ func encodeWork(b []byte, m protocol.Work, _ Codec) []byte {
 
 func decodeWork(r *reader) protocol.Work {
 	w := protocol.Work{Chunk: protocol.Chunk{ID: r.i64()}, MiniBatch: int(r.i64()), Epochs: int(r.i64()), HoldOut: r.f64()}
+	if p := r.take(1); p != nil {
+		if p[0] > 1 {
+			r.err = fmt.Errorf("work with test-first flag %d, want 0 or 1", p[0])
+		}
+		w.TestFirst = p[0] == 1
+	}
 	n := r.count(4)
 	if raw := r.take(4 * n); raw != nil {
 		w.Chunk.Indices = make([]int32, n)

@@ -29,7 +29,7 @@ import (
 
 // Version is the wire format version; a peer with another version is
 // refused rather than misread.
-const Version = 2
+const Version = 3
 
 // MaxTensor bounds the elements of one tensor (256 Mi float32 = 1 GiB), so a
 // corrupt length cannot make a decoder allocate without limit.

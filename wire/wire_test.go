@@ -19,6 +19,7 @@ func sampleMessages() []any {
 		protocol.Register{Worker: 2, MemoryBytes: 1 << 30, Cores: 4},
 		Model{Version: 9, Params: []float32{1, -2.5, 0, 3e-3}},
 		protocol.Work{Chunk: protocol.Chunk{ID: 5, Indices: []int32{4, 8, 15, 16, 23, 42}}, MiniBatch: 16, Epochs: 5, HoldOut: 0.15},
+		protocol.Work{Chunk: protocol.Chunk{ID: 6, Indices: []int32{1, 2}}, MiniBatch: 2, Epochs: 1, HoldOut: 0.5, TestFirst: true},
 		protocol.Update{Report: rep, Base: 8, Grad: []float32{0.5, -0.25, 1}},
 		rep,
 		Stop{Reason: "converged"},
@@ -138,6 +139,8 @@ func TestDecodeRejects(t *testing.T) {
 	flipped[14] ^= 0x10
 	badWork, _ := Encode(nil, protocol.Work{Chunk: protocol.Chunk{ID: 1}, MiniBatch: 0, Epochs: 1}, FP32)
 	negReport, _ := Encode(nil, protocol.Report{Worker: 1, Samples: -5}, FP32)
+	testFirst, _ := Encode(nil, protocol.Work{Chunk: protocol.Chunk{ID: 1}, MiniBatch: 1, Epochs: 1, TestFirst: true}, FP32)
+	testFirst[4+4*8] = 2 // after the header, chunk ID, mini-batch, epochs and hold-out
 	cases := map[string][]byte{
 		"not a hermes message": []byte("GET / HTTP/1.1"),
 		"version 1":            version,
@@ -150,6 +153,7 @@ func TestDecodeRejects(t *testing.T) {
 		"bytes after":          seal(append(append([]byte(nil), body...), 0, 0, 0, 0, 0)),
 		"mini-batch 0":         badWork,
 		"negative":             negReport,
+		"test-first flag 2":    seal(testFirst),
 	}
 	for want, b := range cases {
 		_, err := Decode(b)
