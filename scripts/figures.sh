@@ -12,7 +12,7 @@ mkdir -p "$out"
 grep -m1 'model name' /proc/cpuinfo || true
 parts=${*:-policies scenarios ablations scale}
 all=hermes,hermes-paper,localsgd,fedbuff,fedasync,asp,ssp,bsp
-ablations=hermes,hermes-paper,hermes-nostale,hermes-nogup,hermes-noalloc,hermes-mean,hermes-gain,hermes-aim
+ablations=hermes,hermes-paper,hermes-nostale,hermes-nogup,hermes-noalloc,hermes-mean,hermes-gain,hermes-aim,hermes-eager,hermes-testfirst
 for part in $parts; do
 	case $part in
 	policies)
