@@ -176,40 +176,32 @@ func roundTrips(c CalibrateConfig, payload []byte) (float64, error) {
 // medianRate returns the time of one call of f, the median of five runs
 // of about budget/5 each.
 func medianRate(f func(), budget time.Duration) float64 {
-	f() // warm up
-	var per []float64
-	for range 5 {
-		n := 0
-		t0 := time.Now()
-		for time.Since(t0) < budget/5 || n < 2 {
-			f()
-			n++
-		}
-		per = append(per, time.Since(t0).Seconds()/float64(n))
-	}
-	return Median(per)
+	return Median(runTimes(f, 5, budget, 2))
 }
 
 // bestRate returns the time of one call of f, the best of three runs of
 // about budget/3 each: the least disturbed by other work on the machine.
 func bestRate(f func(), budget time.Duration) float64 {
-	for range 3 {
-		f() // warm up
+	return slices.Min(runTimes(f, 3, budget, 3))
+}
+
+// runTimes warms f up, then returns the time of one call in each of runs
+// runs of about budget/runs and at least atLeast calls.
+func runTimes(f func(), runs int, budget time.Duration, atLeast int) []float64 {
+	for range atLeast {
+		f()
 	}
-	best := 0.0
-	for range 3 {
+	per := make([]float64, runs)
+	for r := range per {
 		n := 0
 		t0 := time.Now()
-		for time.Since(t0) < budget/3 || n < 3 {
+		for time.Since(t0) < budget/time.Duration(runs) || n < atLeast {
 			f()
 			n++
 		}
-		per := time.Since(t0).Seconds() / float64(n)
-		if best == 0 || per < best {
-			best = per
-		}
+		per[r] = time.Since(t0).Seconds() / float64(n)
 	}
-	return best
+	return per
 }
 
 // fitLine returns the least-squares slope and intercept of y over x.

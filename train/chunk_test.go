@@ -12,16 +12,7 @@ import (
 // Cost predicts exactly what Chunk does: a simulator prices a chunk with
 // Cost before it trains it.
 func TestCostIsWhatChunkDoes(t *testing.T) {
-	d, err := data.Load("../testdata/fmnist-1k-images-idx3-ubyte.gz", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, _ := nn.Builtin("mlp", d.Classes)
-	m, err := nn.Build(spec, d.Shape, d.Classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Init(1)
+	d, m := fixture(t, "mlp")
 	ct := &ChunkTrainer{Model: m, Data: d, LR: 0.01}
 	params := append([]float32(nil), m.Params()...)
 	for _, w := range []protocol.Work{
@@ -43,16 +34,7 @@ func TestCostIsWhatChunkDoes(t *testing.T) {
 // epochs (the simulator's case); training it must give exactly what
 // training the same samples held alone gives.
 func TestStagedChunkTrainsTheSameSamples(t *testing.T) {
-	d, err := data.Load("../testdata/fmnist-1k-images-idx3-ubyte.gz", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, _ := nn.Builtin("logreg", d.Classes)
-	m, err := nn.Build(spec, d.Shape, d.Classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Init(1)
+	d, m := fixture(t, "logreg")
 	params := append([]float32(nil), m.Params()...)
 	rng := rand.New(rand.NewPCG(3, 4))
 	picked := rng.Perm(d.Len())[:100] // 85 trained: a small part, staged
@@ -84,16 +66,7 @@ func TestStagedChunkTrainsTheSameSamples(t *testing.T) {
 // Tested first, a chunk's test loss is the loss of the model it arrived
 // with on the test part, and every sample, the test part too, is trained.
 func TestTestFirstTestsBeforeTrainingOnAll(t *testing.T) {
-	d, err := data.Load("../testdata/fmnist-1k-images-idx3-ubyte.gz", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, _ := nn.Builtin("logreg", d.Classes)
-	m, err := nn.Build(spec, d.Shape, d.Classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Init(1)
+	d, m := fixture(t, "logreg")
 	ct := &ChunkTrainer{Model: m, Data: d, LR: 0.05}
 	w := protocol.Work{MiniBatch: 10, Epochs: 2, HoldOut: 0.2, TestFirst: true}
 	for i := range 50 {
@@ -110,4 +83,21 @@ func TestTestFirstTestsBeforeTrainingOnAll(t *testing.T) {
 	if r := ct.Chunk(append([]float32(nil), m.Params()...), heldOut, rand.New(rand.NewPCG(1, 2)), nil); r.Samples != 80 {
 		t.Fatalf("held out: %d samples trained, want 80", r.Samples)
 	}
+}
+
+// fixture returns the 1,000-image fixture and the built-in model name,
+// initialized with seed 1.
+func fixture(t *testing.T, name string) (*data.Dataset, *nn.Model) {
+	t.Helper()
+	d, err := data.Load("../testdata/fmnist-1k-images-idx3-ubyte.gz", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := nn.Builtin(name, d.Classes)
+	m, err := nn.Build(spec, d.Shape, d.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(1)
+	return d, m
 }
