@@ -86,8 +86,8 @@ func (a *Allocator) SetPass(samples int) { a.pass = samples }
 // two chunks in flight per worker (one training, one prefetched), and
 // never below MinChunk. On a fleet of a few workers it is above the
 // default chunk and changes nothing; on a fleet larger than the data (a
-// thousand devices and 55,000 samples), 2,500-sample chunks would ship the
-// training set a hundred times over before the first update came back.
+// thousand devices and 55,000 samples), 2,500-sample chunks shipped 180
+// times the training set before the target was reached.
 func (a *Allocator) share() int {
 	if a.pass <= 0 || len(a.workers) == 0 {
 		return math.MaxInt
