@@ -474,7 +474,9 @@ func (s *simulation) serverAction(a protocol.Action) {
 			return
 		}
 		s.lastMeasure = at
-		s.meter(at)
+		if a.Evals > 0 {
+			s.meter(at) // the demo's meter measures only validated changes
+		}
 		acc, loss := s.testEval()
 		s.trace.Points = append(s.trace.Points, Point{T: at.Seconds(), Accuracy: acc, Loss: loss, Bytes: s.res.BytesTotal, Updates: s.res.UpdatesTotal})
 		s.res.FinalAccuracy = acc

@@ -119,11 +119,6 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 		t.x = make([]float32, max(batch, testN)*size)
 		t.y = make([]int32, max(batch, testN))
 	}
-	// A chunk that is a small part of Data (the simulator's workers all
-	// draw from one shared training set) is copied together once, so that
-	// its epochs read a few megabytes instead of scattered rows of the
-	// whole set. Its order is then positions in the copy, shuffled just
-	// as the indices would be: the samples each step sees are the same.
 	fwd, trainFLOPs := m.FLOPs()
 	res := ChunkResult{Grad: grad}
 	if w.TestFirst && testN > 0 {
@@ -131,6 +126,11 @@ func (t *ChunkTrainer) Chunk(params []float32, w protocol.Work, rng *rand.Rand, 
 		res.Loss = t.heldOut(test)
 		res.FLOPs += int64(testN) * fwd
 	}
+	// A chunk that is a small part of Data (the simulator's workers all
+	// draw from one shared training set) is copied together once, so that
+	// its epochs read a few megabytes instead of scattered rows of the
+	// whole set. Its order is then positions in the copy, shuffled just
+	// as the indices would be: the samples each step sees are the same.
 	order := t.idx[:0]
 	for _, i := range train {
 		order = append(order, int(i))
