@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// hermes departs from the paper in its merge weights; hermes-gain and
-// hermes-aim are candidates that were measured and not kept. These tests
+// hermes departs from the paper in its merge weights; hermes-gain,
+// hermes-aim and hermes-eager are candidates that were measured and not
+// kept. These tests
 // pin each mechanism against the policy without it.
 
 func TestGainGateDecidesOnTheGainOverTheGlobalModel(t *testing.T) {
@@ -50,12 +51,7 @@ func TestGainGateDecidesOnTheGainOverTheGlobalModel(t *testing.T) {
 func TestGainGateSendsTheFirstChunkTheZGateHolds(t *testing.T) {
 	first := map[string]int{}
 	for _, p := range []string{"hermes-gain", "hermes"} {
-		s := Defaults()
-		s.Policy = p
-		w, err := NewWorker(1, s)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := workerOf(t, p)
 		w.Step(ModelArrived{Version: 0})
 		// Loss falls from 2.3 (the initial model's) by 40% and then
 		// steadily: every chunk beats the global model by far.
@@ -186,13 +182,7 @@ func TestRegisterRefusesImpossibleSpeeds(t *testing.T) {
 // gate is the paper's.
 func TestEagerStartSendsTheFirstChunkOnly(t *testing.T) {
 	for _, p := range []string{"hermes", "hermes-eager"} {
-		s := Defaults()
-		s.Policy = p
-		w, err := NewWorker(1, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := w.Gate()
+		g := workerOf(t, p).Gate()
 		first, second := g.Observe(1), g.Observe(0.9)
 		if p == "hermes" && (first.Major || first.Reason != "first loss in window") {
 			t.Fatalf("hermes: first chunk %+v", first)
@@ -204,4 +194,16 @@ func TestEagerStartSendsTheFirstChunkOnly(t *testing.T) {
 			t.Fatalf("hermes-eager: second chunk %+v, want the paper's gate on a fresh window", second)
 		}
 	}
+}
+
+// workerOf returns worker 1 of policy p with the default settings.
+func workerOf(t *testing.T, p string) *Worker {
+	t.Helper()
+	s := Defaults()
+	s.Policy = p
+	w, err := NewWorker(1, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

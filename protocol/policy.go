@@ -115,8 +115,9 @@ var policies = map[string]Policy{
 	"hermes-noalloc": without(hermes, "hermes-noalloc", func(p *Policy) { p.Allocate = false }),
 	"hermes-mean":    without(hermes, "hermes-mean", func(p *Policy) { p.Merge = MergeMean }),
 	// Candidates that did not earn their place (README): a gate on the
-	// gain over the global model, and chunks aimed at a fixed time from
-	// the first, sized by declared speed.
+	// gain over the global model, chunks aimed at a fixed time from the
+	// first, sized by declared speed, a first chunk always sent, and the
+	// test part of a chunk tested before it is trained on.
 	"hermes-gain":      without(hermes, "hermes-gain", func(p *Policy) { p.GainGate = true }),
 	"hermes-aim":       without(hermes, "hermes-aim", func(p *Policy) { p.AimTime = true }),
 	"hermes-eager":     without(hermes, "hermes-eager", func(p *Policy) { p.EagerStart = true }),
