@@ -10,10 +10,12 @@ import (
 // gemm computes c = op(a)·op(b) + beta·c for row-major matrices, where op(a)
 // is m×k and op(b) is k×n.
 //
-// On amd64 with AVX2 and FMA it runs our own blocked GEMM around an assembly
-// 6×16 micro-kernel (sgemm_amd64.s); gonum's float32 kernels top out near a
-// third of the machine's FMA throughput on these shapes and allocate on every
-// call. Elsewhere (arm64, armv7) it calls gonum's pure-Go blas32.Gemm.
+// It runs our own blocked GEMM around an assembly micro-kernel
+// (kernel_amd64.s: 6×32 with AVX-512, 6×16 with AVX2 and FMA;
+// kernel_arm64.s: 6×16 with NEON): gonum's float32 kernels top out near a
+// third of the machine's FMA throughput on these shapes and allocate on
+// every call. Without assembly (armv7, the purego tag) the driver runs a Go
+// micro-kernel, and gonum's blas32.Gemm takes the large products.
 func gemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -142,12 +144,16 @@ func gonumGemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []flo
 
 // Register blocking of the micro-kernel and cache blocking of the driver:
 // a kc×nc panel of B (256 KB) stays in L2 while 6-row slivers of A stream
-// through L1.
+// through L1. The kernel's width nr is chosen with the kernel (useISA): 16
+// columns (two AVX2 registers a row, four NEON ones, the Go kernel's
+// strips) or 32 (two AVX-512 registers).
+var nr = 16
+
 const (
-	mr = 6
-	nr = 16
-	kc = 256
-	nc = 256
+	mr    = 6
+	nrMax = 32
+	kc    = 256
+	nc    = 256
 
 	l2Floats = 96 << 10 // 384 KB of B per block when it is read in place
 )
@@ -168,7 +174,7 @@ type gemmArgs struct {
 type gemmBuf struct {
 	pa  [mr * kc]float32
 	pb  [kc * nc]float32
-	tmp [mr * nr]float32
+	tmp [mr * nrMax]float32
 	t   []float32 // result of transposedGemm before it is transposed back
 }
 
@@ -217,7 +223,7 @@ func transposedGemm(buf *gemmBuf, g *gemmArgs) {
 
 // serialGemm is the blocked GEMM on one core: for each kc×nc panel of
 // op(b), packed once, it packs each 6-row sliver of op(a) and runs the
-// micro-kernel over the panel's 16-column strips.
+// micro-kernel over the panel's nr-column strips.
 func serialGemm(g *gemmArgs, buf *gemmBuf) {
 	if g.k == 0 || g.beta != 0 {
 		scaleC(g)
@@ -308,7 +314,7 @@ func packA(g *gemmArgs, pa []float32, ir, mb, pc, kb int) {
 	}
 }
 
-// packB copies op(b)[pc:pc+kb, jc:jc+nb] into pb as 16-column strips, each
+// packB copies op(b)[pc:pc+kb, jc:jc+nb] into pb as nr-column strips, each
 // kb rows of nr values, zero-padding the last strip.
 func packB(g *gemmArgs, pb []float32, pc, kb, jc, nb int) {
 	if !g.tb {
@@ -317,9 +323,9 @@ func packB(g *gemmArgs, pb []float32, pc, kb, jc, nb int) {
 		for p := 0; p < kb; p++ {
 			row := g.b[(pc+p)*g.ldb+jc : (pc+p)*g.ldb+jc+nb]
 			for jr := 0; jr < nb; jr += nr {
-				d := (*[nr]float32)(pb[jr*kb+p*nr:])
+				d := pb[jr*kb+p*nr : jr*kb+p*nr+nr]
 				if jr+nr <= nb {
-					*d = *(*[nr]float32)(row[jr:])
+					copy(d, row[jr:jr+nr])
 					continue
 				}
 				wb := nb - jr

@@ -2,9 +2,65 @@
 
 package nn
 
-import "golang.org/x/sys/cpu"
+import (
+	"fmt"
+
+	"golang.org/x/sys/cpu"
+)
 
 var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// wide selects the AVX-512 kernels (6×32 blocks); useISA sets it.
+var wide bool
+
+func init() {
+	if isas := kernelISAs(); len(isas) > 0 {
+		useISA(isas[0])
+	}
+}
+
+// kernelISAs lists the kernels this CPU can run, fastest first.
+func kernelISAs() []string {
+	var isas []string
+	if haveKernel && cpu.X86.HasAVX512F {
+		isas = append(isas, "avx512f")
+	}
+	if haveKernel {
+		isas = append(isas, "avx2+fma")
+	}
+	return isas
+}
+
+// useISA makes the GEMM run the named kernel. Nothing may multiply
+// meanwhile: the kernel and its width are package state.
+func useISA(isa string) error {
+	for _, have := range kernelISAs() {
+		if have == isa {
+			wide = isa == "avx512f"
+			nr = 16
+			if wide {
+				nr = 32
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("GEMM kernel %q: this CPU runs %v", isa, kernelISAs())
+}
+
+// kernelBlock runs the kernel in use on one 6×nr block.
+func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool) {
+	if wide {
+		kernel6x32(k, a, lda, b, ldb, c, ldc, store)
+		return
+	}
+	kernel6x16(k, a, lda, b, ldb, c, ldc, store)
+}
+
+//go:noescape
+func kernel6x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool)
+
+//go:noescape
+func kernel6x32n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask uint32)
 
 //go:noescape
 func kernel6x16n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask *int32)
@@ -16,8 +72,8 @@ func kernel6x8n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mas
 // mask of the first w of 8 lanes.
 var laneMasks = [32]int32{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
 
-// narrowKernel computes the 6×16 block c = A·B (ldc 16) for a k×w B read in
-// place, w < 16; c's columns from w on are zero or left as they were.
+// narrowKernel computes the 6×nr block c = A·B (ldc nr) for a k×w B read in
+// place, w < nr; c's columns from w on are zero or left as they were.
 // scratch is not needed here.
 func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int, _ []float32) {
 	if k == 0 {
@@ -26,11 +82,14 @@ func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32
 	_ = a[5*lda+k-1]
 	_ = b[(k-1)*ldb+w-1]
 	_ = c[mr*nr-1]
-	if w > 8 {
+	switch {
+	case wide:
+		kernel6x32n(k, &a[0], lda, &b[0], ldb, &c[0], 1<<w-1)
+	case w > 8:
 		kernel6x16n(k, &a[0], lda, &b[0], ldb, &c[0], &laneMasks[16-(w-8)])
-		return
+	default:
+		kernel6x8n(k, &a[0], lda, &b[0], ldb, &c[0], &laneMasks[16-w])
 	}
-	kernel6x8n(k, &a[0], lda, &b[0], ldb, &c[0], &laneMasks[16-w])
 }
 
 //go:noescape
@@ -54,7 +113,10 @@ func fmaLoops() []fmaLoop {
 
 // kernelISA names the instruction set the GEMM kernel uses.
 func kernelISA() string {
-	if haveKernel {
+	switch {
+	case wide:
+		return "avx512f"
+	case haveKernel:
 		return "avx2+fma"
 	}
 	return "gonum (pure Go)"

@@ -2,8 +2,23 @@
 
 package nn
 
+import "fmt"
+
 // Every arm64 core the Go port runs on has NEON (Advanced SIMD).
 const haveKernel = true
+
+func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool) {
+	kernel6x16(k, a, lda, b, ldb, c, ldc, store)
+}
+
+func kernelISAs() []string { return []string{"neon"} }
+
+func useISA(isa string) error {
+	if isa != "neon" {
+		return fmt.Errorf("GEMM kernel %q: this CPU runs [neon]", isa)
+	}
+	return nil
+}
 
 //go:noescape
 func fmaLoopNEON(n int)

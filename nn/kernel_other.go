@@ -2,6 +2,8 @@
 
 package nn
 
+import "fmt"
+
 // Without assembly the blocked driver runs the Go micro-kernel.
 const haveKernel = true
 
@@ -21,7 +23,17 @@ func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32
 
 func fmaLoops() []fmaLoop { return nil }
 
-func kernelISA() string { return "pure Go" }
+// kernelISAs: the Go kernel, on every CPU.
+func kernelISAs() []string { return []string{"go"} }
+
+func useISA(isa string) error {
+	if isa != "go" {
+		return fmt.Errorf("GEMM kernel %q: this build runs [go]", isa)
+	}
+	return nil
+}
+
+func kernelISA() string { return "go" }
 
 // kernelReadsBInPlace: the Go kernel reads each row of a strip several
 // times, so B is always packed into contiguous strips for it.
