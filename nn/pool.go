@@ -1,6 +1,9 @@
 package nn
 
-import "math/rand/v2"
+import (
+	"math"
+	"math/rand/v2"
+)
 
 // MaxPool2D takes the maximum over size×size windows of channel-last images.
 type MaxPool2D struct {
@@ -47,6 +50,8 @@ func (l *MaxPool2D) Forward(x []float32, n int, train bool) []float32 {
 	return l.y
 }
 
+// forward scans each window channel by channel and picks the maximum
+// without a branch (see larger).
 func (l *MaxPool2D) forward(x []float32, lo, hi int) {
 	C, o := l.c, lo*l.oh*l.ow*l.c
 	for s := lo; s < hi; s++ {
@@ -55,23 +60,61 @@ func (l *MaxPool2D) forward(x []float32, lo, hi int) {
 			for ox := 0; ox < l.ow; ox++ {
 				first := base + (oy*l.stride*l.w+ox*l.stride)*C
 				y, arg := l.y[o:o+C], l.arg[o:o+C]
-				for ch := range C {
-					y[ch], arg[ch] = x[first+ch], int32(first+ch)
+				if l.size == 2 {
+					pool2(x, first, C, l.w*C, y, arg)
+					o += C
+					continue
 				}
-				for ky := 0; ky < l.size; ky++ {
-					for kx := 0; kx < l.size; kx++ {
-						p := first + (ky*l.w+kx)*C
-						for ch, v := range x[p : p+C] {
-							if v > y[ch] {
-								y[ch], arg[ch] = v, int32(p+ch)
-							}
+				for ch := range y {
+					at := first + ch
+					best := int64(orderKey(x[at]))
+					for ky := 0; ky < l.size; ky++ {
+						row := first + ky*l.w*C + ch
+						for kx := 0; kx < l.size; kx++ {
+							p := row + kx*C
+							best, at = larger(best, at, int64(orderKey(x[p])), p)
 						}
 					}
+					y[ch], arg[ch] = x[at], int32(at)
 				}
 				o += C
 			}
 		}
 	}
+}
+
+// pool2 is one 2×2 window, C channels from x[first], rows stride apart.
+func pool2(x []float32, first, C, stride int, y []float32, arg []int32) {
+	x0 := x[first : first+C]
+	x1 := x[first+C : first+2*C]
+	x2 := x[first+stride : first+stride+C]
+	x3 := x[first+stride+C : first+stride+2*C]
+	x1, x2, x3 = x1[:len(x0)], x2[:len(x0)], x3[:len(x0)]
+	arg = arg[:len(y)]
+	for ch := range y {
+		best, off := int64(orderKey(x0[ch])), 0
+		best, off = larger(best, off, int64(orderKey(x1[ch])), C)
+		best, off = larger(best, off, int64(orderKey(x2[ch])), stride)
+		_, off = larger(best, off, int64(orderKey(x3[ch])), stride+C)
+		at := first + off + ch
+		y[ch], arg[ch] = x[at], int32(at)
+	}
+}
+
+// larger returns key k and its offset p if k is above best, else best and
+// at, in arithmetic: the compiler keeps an if here as a branch, which the
+// signs of a ReLU's outputs mispredict half the time.
+func larger(best int64, at int, k int64, p int) (int64, int) {
+	m := (best - k) >> 63 // all ones when k > best
+	return best ^ (best^k)&m, at ^ (at^p)&int(m)
+}
+
+// orderKey maps a float32 to an int32 of the same order (NaN aside):
+// negative floats' magnitude bits are flipped so that larger magnitudes
+// compare lower.
+func orderKey(v float32) int32 {
+	b := int32(math.Float32bits(v))
+	return b ^ int32(uint32(b>>31)>>1)
 }
 
 func (l *MaxPool2D) Backward(dy []float32, n int, needDx bool) []float32 {

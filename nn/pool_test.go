@@ -1,0 +1,61 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestMaxPoolPicksTheFirstMaximum compares the branch-free pooling with a
+// plain scan on inputs of both signs, ±0 and ties: the value must be the
+// window's maximum and the recorded index the first position holding it,
+// where -0 ranks below +0.
+func TestMaxPoolPicksTheFirstMaximum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []struct{ size, stride int }{{2, 2}, {2, 1}, {3, 2}} {
+		in := Shape{3, 7, 7}
+		l := NewMaxPool2D(in, tc.size, tc.stride)
+		const n = 2
+		x := make([]float32, n*in.Size())
+		for i := range x {
+			switch rng.IntN(6) {
+			case 0:
+				x[i] = float32(math.Copysign(0, -1))
+			case 5:
+				x[i] = 0
+			case 1:
+				x[i] = 1.5 // ties
+			default:
+				x[i] = float32(rng.NormFloat64())
+			}
+		}
+		y := l.Forward(x, n, true)
+		C, o := in[0], 0
+		for s := range n {
+			for oy := range l.oh {
+				for ox := range l.ow {
+					for ch := range C {
+						at := -1
+						for ky := range tc.size {
+							for kx := range tc.size {
+								p := s*in.Size() + ((oy*tc.stride+ky)*in[2]+ox*tc.stride+kx)*C + ch
+								if at < 0 || x[p] > x[at] || above0(x[p], x[at]) {
+									at = p
+								}
+							}
+						}
+						if y[o] != x[at] || int(l.arg[o]) != at {
+							t.Fatalf("size %d stride %d: output %d = %v at %d, want %v at %d", tc.size, tc.stride, o, y[o], l.arg[o], x[at], at)
+						}
+						o++
+					}
+				}
+			}
+		}
+	}
+}
+
+// above0 says a is +0 and b is -0.
+func above0(a, b float32) bool {
+	return a == 0 && b == 0 && !math.Signbit(float64(a)) && math.Signbit(float64(b))
+}
