@@ -184,11 +184,8 @@ func (l *Conv2D) col2im(dx []float32, lo, hi int) {
 				row++
 				for ky := ky0; ky < ky1; ky++ {
 					part := src[ky*kw+kx0*C : ky*kw+kx1*C]
-					d := img[((iy0+ky)*l.w+ix0+kx0)*C:]
-					d = d[:len(part)]
-					for i, v := range part {
-						d[i] += v
-					}
+					at := ((iy0+ky)*l.w + ix0 + kx0) * C
+					Axpy(1, part, img[at:at+len(part)])
 				}
 			}
 		}

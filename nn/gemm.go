@@ -299,6 +299,18 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 // packA copies op(a)[ir:ir+mb, pc:pc+kb] into pa as mr rows of kb values,
 // zero-padding missing rows.
 func packA(g *gemmArgs, pa []float32, ir, mb, pc, kb int) {
+	if g.ta && mb == mr {
+		// A transposed is read a row of op(a)ᵀ at a time: each read
+		// takes six adjacent values (one cache line) for the six rows,
+		// where a row of pa at a time would touch six lines per value.
+		r0, r1, r2 := pa[0*kb:1*kb], pa[1*kb:2*kb], pa[2*kb:3*kb]
+		r3, r4, r5 := pa[3*kb:4*kb], pa[4*kb:5*kb], pa[5*kb:6*kb]
+		for p := range r0 {
+			src := g.a[(pc+p)*g.lda+ir : (pc+p)*g.lda+ir+mr : (pc+p)*g.lda+ir+mr]
+			r0[p], r1[p], r2[p], r3[p], r4[p], r5[p] = src[0], src[1], src[2], src[3], src[4], src[5]
+		}
+		return
+	}
 	for i := 0; i < mr; i++ {
 		row := pa[i*kb : i*kb+kb]
 		switch {
