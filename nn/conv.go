@@ -22,7 +22,6 @@ type Conv2D struct {
 
 	cols []float32 // im2col of the last input, reused by Backward
 	y    []float32
-	dcol []float32
 	dx   []float32
 
 	// The per-range functions handed to parallel, made once with the
@@ -79,28 +78,43 @@ func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	return l.y
 }
 
+// forwardRange lowers, multiplies and activates samples [lo, hi) a few at
+// a time, so that each lowered block is still in L2 when the GEMM reads it.
 func (l *Conv2D) forwardRange(lo, hi int, buf *gemmBuf) {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
-	l.im2col(l.x, lo, hi)
-	g := gemmArgs{tb: true, m: (hi - lo) * P, n: F, k: K,
-		a: l.cols[lo*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[lo*P*F:], ldc: F}
-	gemmOn(buf, &g)
-	addBiasAct(l.y[lo*P*F:hi*P*F], l.b, l.relu)
+	for s := lo; s < hi; s += l.chunk() {
+		e := min(s+l.chunk(), hi)
+		l.im2col(l.x, s, e)
+		g := gemmArgs{tb: true, m: (e - s) * P, n: F, k: K,
+			a: l.cols[s*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[s*P*F:], ldc: F}
+		gemmOn(buf, &g)
+		addBiasAct(l.y[s*P*F:e*P*F], l.b, l.relu)
+	}
 }
+
+// chunk is how many samples' lowered matrix fits in half of a 1 MB L2.
+func (l *Conv2D) chunk() int { return max(1, (128<<10)/(l.oh*l.ow*l.patch())) }
 
 func (l *Conv2D) reluRange(lo, hi int, _ *gemmBuf) {
 	P, F := l.oh*l.ow, l.filters
 	reluMask(l.dy[lo*P*F:hi*P*F], l.y[lo*P*F:hi*P*F])
 }
 
+// dataRange computes the input gradient of samples [lo, hi) a chunk at a
+// time, through a lowered gradient that stays in L2 between the GEMM that
+// writes it and col2im that reads it.
 func (l *Conv2D) dataRange(lo, hi int, buf *gemmBuf) {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
 	size := l.h * l.w * l.c
-	g := gemmArgs{m: (hi - lo) * P, n: K, k: F,
-		a: l.dy[lo*P*F:], lda: F, b: l.wt, ldb: K, c: l.dcol[lo*P*K:], ldc: K}
-	gemmOn(buf, &g)
 	clear(l.dx[lo*size : hi*size])
-	l.col2im(l.dx, lo, hi)
+	for s := lo; s < hi; s += l.chunk() {
+		e := min(s+l.chunk(), hi)
+		buf.scratch = grow(buf.scratch, (e-s)*P*K)
+		g := gemmArgs{m: (e - s) * P, n: K, k: F,
+			a: l.dy[s*P*F:], lda: F, b: l.wt, ldb: K, c: buf.scratch, ldc: K}
+		gemmOn(buf, &g)
+		l.col2im(l.dx, buf.scratch, s, e)
+	}
 }
 
 func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
@@ -115,7 +129,6 @@ func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	if !needDx {
 		return nil
 	}
-	l.dcol = grow(l.dcol, n*P*K)
 	l.dx = grow(l.dx, n*l.h*l.w*l.c)
 	record(blas.NoTrans, blas.NoTrans, n*P, K, F)
 	parallel(n, l.dataBwd)
@@ -169,10 +182,11 @@ func (l *Conv2D) im2col(x []float32, lo, hi int) {
 	}
 }
 
-// col2im is the adjoint of im2col: it adds every row of l.dcol back onto the
-// input positions it was copied from.
-func (l *Conv2D) col2im(dx []float32, lo, hi int) {
-	K, C, row := l.patch(), l.c, lo*l.oh*l.ow
+// col2im is the adjoint of im2col: it adds every row of dcol, the lowered
+// gradient of samples [lo, hi), back onto the input positions it was copied
+// from.
+func (l *Conv2D) col2im(dx, dcol []float32, lo, hi int) {
+	K, C, row := l.patch(), l.c, 0
 	kw := l.k * C
 	for s := lo; s < hi; s++ {
 		img := dx[s*l.h*l.w*C : (s+1)*l.h*l.w*C]
@@ -180,7 +194,7 @@ func (l *Conv2D) col2im(dx []float32, lo, hi int) {
 			iy0, ky0, ky1 := l.span(oy, l.h)
 			for ox := 0; ox < l.ow; ox++ {
 				ix0, kx0, kx1 := l.span(ox, l.w)
-				src := l.dcol[row*K : row*K+K]
+				src := dcol[row*K : row*K+K]
 				row++
 				for ky := ky0; ky < ky1; ky++ {
 					part := src[ky*kw+kx0*C : ky*kw+kx1*C]

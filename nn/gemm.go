@@ -176,6 +176,10 @@ type gemmBuf struct {
 	pb  [kc * nc]float32
 	tmp [mr * nrMax]float32
 	t   []float32 // result of transposedGemm before it is transposed back
+
+	// scratch is the calling layer's, for a block it computes and
+	// consumes within one range (a convolution's lowered gradient).
+	scratch []float32
 }
 
 // transposedGemm computes C = A·Bᵀ for a short A (few rows, e.g. a

@@ -57,11 +57,16 @@ func (l *MaxPool2D) forward(x []float32, lo, hi int) {
 	for s := lo; s < hi; s++ {
 		base := s * l.h * l.w * C
 		for oy := 0; oy < l.oh; oy++ {
+			if l.size == 2 && l.stride == 2 {
+				pool2Row(x, base+oy*2*l.w*C, C, l.w*C, l.ow, l.y[o:], l.arg[o:])
+				o += l.ow * C
+				continue
+			}
 			for ox := 0; ox < l.ow; ox++ {
 				first := base + (oy*l.stride*l.w+ox*l.stride)*C
 				y, arg := l.y[o:o+C], l.arg[o:o+C]
 				if l.size == 2 {
-					pool2(x, first, C, l.w*C, y, arg)
+					pool2Go(x, first, C, l.w*C, y, arg)
 					o += C
 					continue
 				}
@@ -83,24 +88,6 @@ func (l *MaxPool2D) forward(x []float32, lo, hi int) {
 	}
 }
 
-// pool2 is one 2×2 window, C channels from x[first], rows stride apart.
-func pool2(x []float32, first, C, stride int, y []float32, arg []int32) {
-	x0 := x[first : first+C]
-	x1 := x[first+C : first+2*C]
-	x2 := x[first+stride : first+stride+C]
-	x3 := x[first+stride+C : first+stride+2*C]
-	x1, x2, x3 = x1[:len(x0)], x2[:len(x0)], x3[:len(x0)]
-	arg = arg[:len(y)]
-	for ch := range y {
-		best, off := int64(orderKey(x0[ch])), 0
-		best, off = larger(best, off, int64(orderKey(x1[ch])), C)
-		best, off = larger(best, off, int64(orderKey(x2[ch])), stride)
-		_, off = larger(best, off, int64(orderKey(x3[ch])), stride+C)
-		at := first + off + ch
-		y[ch], arg[ch] = x[at], int32(at)
-	}
-}
-
 // larger returns key k and its offset p if k is above best, else best and
 // at, in arithmetic: the compiler keeps an if here as a branch, which the
 // signs of a ReLU's outputs mispredict half the time.
@@ -111,9 +98,10 @@ func larger(best int64, at int, k int64, p int) (int64, int) {
 
 // orderKey maps a float32 to an int32 of the same order (NaN aside):
 // negative floats' magnitude bits are flipped so that larger magnitudes
-// compare lower.
+// compare lower. Adding +0 first makes -0 +0, so that the two tie, as they
+// do in a float compare (and in the vector code).
 func orderKey(v float32) int32 {
-	b := int32(math.Float32bits(v))
+	b := int32(math.Float32bits(v + 0))
 	return b ^ int32(uint32(b>>31)>>1)
 }
 
