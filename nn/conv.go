@@ -78,18 +78,16 @@ func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	return l.y
 }
 
-// forwardRange lowers, multiplies and activates samples [lo, hi) a few at
-// a time, so that each lowered block is still in L2 when the GEMM reads it.
 func (l *Conv2D) forwardRange(lo, hi int, buf *gemmBuf) {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
-	for s := lo; s < hi; s += l.chunk() {
-		e := min(s+l.chunk(), hi)
-		l.im2col(l.x, s, e)
-		g := gemmArgs{tb: true, m: (e - s) * P, n: F, k: K,
-			a: l.cols[s*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[s*P*F:], ldc: F}
-		gemmOn(buf, &g)
-		addBiasAct(l.y[s*P*F:e*P*F], l.b, l.relu)
-	}
+	l.im2col(l.x, lo, hi)
+	// One GEMM for the whole range: in chunks that fit L2 (as dataRange
+	// does) the transposed weights were packed once per chunk, which
+	// made the step no faster.
+	g := gemmArgs{tb: true, m: (hi - lo) * P, n: F, k: K,
+		a: l.cols[lo*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[lo*P*F:], ldc: F}
+	gemmOn(buf, &g)
+	addBiasAct(l.y[lo*P*F:hi*P*F], l.b, l.relu)
 }
 
 // chunk is how many samples' lowered matrix fits in half of a 1 MB L2.
