@@ -43,4 +43,4 @@ const kernelReadsBInPlace = false
 // the Go kernel; measured on the CNN's and the MLP's steps (purego,noasm
 // on amd64): the MLP's products (at most 1.6M) ran 90% faster with the
 // kernel, the CNN's (20M and more) 15% slower.
-const goKernelMax = 1 << 22
+var goKernelMax = 1 << 22
