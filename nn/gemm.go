@@ -11,7 +11,7 @@ import (
 // is m×k and op(b) is k×n.
 //
 // It runs our own blocked GEMM around an assembly micro-kernel
-// (kernel_amd64.s: 6×32 with AVX-512, 6×16 with AVX2 and FMA;
+// (kernel_amd64.s: 8×32 with AVX-512, 6×16 with AVX2 and FMA;
 // kernel_arm64.s: 6×16 with NEON): gonum's float32 kernels top out near a
 // third of the machine's FMA throughput on these shapes and allocate on
 // every call. Without assembly (armv7, the purego tag) the driver runs a Go
@@ -143,14 +143,14 @@ func gonumGemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []flo
 }
 
 // Register blocking of the micro-kernel and cache blocking of the driver:
-// a kc×nc panel of B (256 KB) stays in L2 while 6-row slivers of A stream
-// through L1. The kernel's width nr is chosen with the kernel (useISA): 16
-// columns (two AVX2 registers a row, four NEON ones, the Go kernel's
-// strips) or 32 (two AVX-512 registers).
-var nr = 16
+// a kc×nc panel of B (256 KB) stays in L2 while mr-row slivers of A stream
+// through L1. The kernel's block mr×nr is chosen with the kernel (useISA):
+// 6×16 (two AVX2 registers a row, four NEON ones, the Go kernel's strips)
+// or 8×32 (two AVX-512 registers a row).
+var mr, nr = 6, 16
 
 const (
-	mr    = 6
+	mrMax = 8
 	nrMax = 32
 	kc    = 256
 	nc    = 256
@@ -172,9 +172,9 @@ type gemmArgs struct {
 
 // gemmBuf is one goroutine's packing space, reused across calls.
 type gemmBuf struct {
-	pa  [mr * kc]float32
+	pa  [mrMax * kc]float32
 	pb  [kc * nc]float32
-	tmp [mr * nrMax]float32
+	tmp [mrMax * nrMax]float32
 	t   []float32 // result of transposedGemm before it is transposed back
 
 	// scratch is the calling layer's, for a block it computes and
@@ -226,7 +226,7 @@ func transposedGemm(buf *gemmBuf, g *gemmArgs) {
 }
 
 // serialGemm is the blocked GEMM on one core: for each kc×nc panel of
-// op(b), packed once, it packs each 6-row sliver of op(a) and runs the
+// op(b), packed once, it packs each mr-row sliver of op(a) and runs the
 // micro-kernel over the panel's nr-column strips.
 func serialGemm(g *gemmArgs, buf *gemmBuf) {
 	if g.k == 0 || g.beta != 0 {
@@ -257,8 +257,8 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 			}
 			for ir := 0; ir < g.m; ir += mr {
 				mb := min(mr, g.m-ir)
-				// A row-major A with six rows is read in place too; a
-				// transposed or short sliver is packed as 6 rows of kb.
+				// A row-major A with mr rows is read in place too; a
+				// transposed or short sliver is packed as mr rows of kb.
 				pa, lda := buf.pa[:], kb
 				if !g.ta && mb == mr {
 					pa, lda = g.a[ir*g.lda+pc:], g.lda
@@ -305,13 +305,13 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 func packA(g *gemmArgs, pa []float32, ir, mb, pc, kb int) {
 	if g.ta && mb == mr {
 		// A transposed is read a row of op(a)ᵀ at a time: each read
-		// takes six adjacent values (one cache line) for the six rows,
-		// where a row of pa at a time would touch six lines per value.
-		r0, r1, r2 := pa[0*kb:1*kb], pa[1*kb:2*kb], pa[2*kb:3*kb]
-		r3, r4, r5 := pa[3*kb:4*kb], pa[4*kb:5*kb], pa[5*kb:6*kb]
-		for p := range r0 {
-			src := g.a[(pc+p)*g.lda+ir : (pc+p)*g.lda+ir+mr : (pc+p)*g.lda+ir+mr]
-			r0[p], r1[p], r2[p], r3[p], r4[p], r5[p] = src[0], src[1], src[2], src[3], src[4], src[5]
+		// takes mr adjacent values (one cache line) for the mr rows,
+		// where a row of pa at a time would touch mr lines per value.
+		for p := range kb {
+			src := g.a[(pc+p)*g.lda+ir : (pc+p)*g.lda+ir+mr]
+			for i, v := range src {
+				pa[i*kb+p] = v
+			}
 		}
 		return
 	}

@@ -10,7 +10,7 @@ import (
 
 var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// wide selects the AVX-512 kernels (6×32 blocks); useISA sets it.
+// wide selects the AVX-512 kernels (8×32 blocks); useISA sets it.
 var wide bool
 
 func init() {
@@ -37,9 +37,9 @@ func useISA(isa string) error {
 	for _, have := range kernelISAs() {
 		if have == isa {
 			wide = isa == "avx512f"
-			nr = 16
+			mr, nr = 6, 16
 			if wide {
-				nr = 32
+				mr, nr = 8, 32
 			}
 			return nil
 		}
@@ -47,20 +47,20 @@ func useISA(isa string) error {
 	return fmt.Errorf("GEMM kernel %q: this CPU runs %v", isa, kernelISAs())
 }
 
-// kernelBlock runs the kernel in use on one 6×nr block.
+// kernelBlock runs the kernel in use on one mr×nr block.
 func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool) {
 	if wide {
-		kernel6x32(k, a, lda, b, ldb, c, ldc, store)
+		kernel8x32(k, a, lda, b, ldb, c, ldc, store)
 		return
 	}
 	kernel6x16(k, a, lda, b, ldb, c, ldc, store)
 }
 
 //go:noescape
-func kernel6x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool)
+func kernel8x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool)
 
 //go:noescape
-func kernel6x32n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask uint32)
+func kernel8x32n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask uint32)
 
 //go:noescape
 func kernel6x16n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask *int32)
@@ -72,19 +72,19 @@ func kernel6x8n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mas
 // mask of the first w of 8 lanes.
 var laneMasks = [32]int32{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
 
-// narrowKernel computes the 6×nr block c = A·B (ldc nr) for a k×w B read in
+// narrowKernel computes the mr×nr block c = A·B (ldc nr) for a k×w B read in
 // place, w < nr; c's columns from w on are zero or left as they were.
 // scratch is not needed here.
 func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int, _ []float32) {
 	if k == 0 {
 		return
 	}
-	_ = a[5*lda+k-1]
+	_ = a[(mr-1)*lda+k-1]
 	_ = b[(k-1)*ldb+w-1]
 	_ = c[mr*nr-1]
 	switch {
 	case wide:
-		kernel6x32n(k, &a[0], lda, &b[0], ldb, &c[0], 1<<w-1)
+		kernel8x32n(k, &a[0], lda, &b[0], ldb, &c[0], 1<<w-1)
 	case w > 8:
 		kernel6x16n(k, &a[0], lda, &b[0], ldb, &c[0], &laneMasks[16-(w-8)])
 	default:

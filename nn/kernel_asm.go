@@ -10,13 +10,13 @@ package nn
 func kernel6x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool)
 
 // kernel checks the operands' extent, which the assembly cannot, and runs
-// the kernel chosen for this CPU on the 6×nr block.
+// the kernel chosen for this CPU on the mr×nr block.
 func kernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
 	if k == 0 {
 		return
 	}
-	_ = a[5*lda+k-1]
+	_ = a[(mr-1)*lda+k-1]
 	_ = b[(k-1)*ldb+nr-1]
-	_ = c[5*ldc+nr-1]
+	_ = c[(mr-1)*ldc+nr-1]
 	kernelBlock(k, &a[0], lda, &b[0], ldb, &c[0], ldc, store)
 }

@@ -46,6 +46,6 @@ func BenchmarkKernelPanel(b *testing.B) {
 				kernel(k, a, k, bb[jr*k:], nr, c[jr:], n, false)
 			}
 		}
-		b.ReportMetric(2*mr*n*k*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		b.ReportMetric(float64(2*mr*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	})
 }
