@@ -31,6 +31,7 @@ type EngineResult struct {
 	Model                string  `json:"model"`
 	Batch                int     `json:"batch"`
 	Threads              int     `json:"threads"`
+	KernelISA            string  `json:"kernel_isa"`
 	SamplesPerSecond     float64 `json:"samples_per_second"`
 	PeerSamplesPerSecond float64 `json:"peer_samples_per_second,omitempty"`
 	Ratio                float64 `json:"ratio,omitempty"`
@@ -48,7 +49,7 @@ func Engine(c EngineConfig) (EngineResult, error) {
 		m.Backprop(x, y, c.Batch)
 		opt.Step(m.Params(), m.Grads())
 	}
-	res := EngineResult{Model: c.Model, Batch: c.Batch, Threads: c.Threads}
+	res := EngineResult{Model: c.Model, Batch: c.Batch, Threads: c.Threads, KernelISA: nn.KernelISA()}
 	for r := 0; r < max(c.Rounds, 1); r++ {
 		for range 5 {
 			step()

@@ -45,6 +45,14 @@ func FMAPeaks() []Peak {
 // KernelISA names the instruction set of the GEMM kernel in use.
 func KernelISA() string { return kernelISA() }
 
+// KernelISAs lists the GEMM kernels this CPU and build can run, fastest
+// first; the fastest is in use unless UseKernelISA chose another.
+func KernelISAs() []string { return kernelISAs() }
+
+// UseKernelISA makes every GEMM run the named kernel (one of KernelISAs),
+// to compare kernels on one machine. Nothing may train meanwhile.
+func UseKernelISA(isa string) error { return useISA(isa) }
+
 // GEMMShape is one matrix product of a training step as the engine runs it:
 // C (M×N) = op(A) (M×K) · op(B) (K×N).
 type GEMMShape struct {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hermes-go/hermes/bench"
 	"github.com/hermes-go/hermes/harness"
+	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/sim"
 )
@@ -161,6 +162,7 @@ func cmdBenchEngine(args []string, stdout io.Writer) error {
 	fs.StringVar(&c.Peer, "peer", "", "also run the PyTorch peer script (torch_engine.py) and report the ratio")
 	fs.IntVar(&c.Rounds, "rounds", 2, "alternate hermes and the peer this many times, keep each one's best")
 	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "python interpreter with torch, for --peer")
+	isa := fs.String("isa", "", "GEMM kernel to use, one of "+strings.Join(nn.KernelISAs(), ", ")+" (default: the first, the fastest)")
 	peak := fs.Bool("peak", false, "measure the core's FMA peak and each GEMM of the training step against it (not with --peer)")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
 	if err := parse(fs, args); err != nil {
@@ -168,6 +170,11 @@ func cmdBenchEngine(args []string, stdout io.Writer) error {
 	}
 	if err := setThreads(c.Threads); err != nil {
 		return err
+	}
+	if *isa != "" {
+		if err := nn.UseKernelISA(*isa); err != nil {
+			return fmt.Errorf("bench engine: --isa: %w", err)
+		}
 	}
 	if *peak {
 		if c.Peer != "" {
@@ -182,7 +189,7 @@ func cmdBenchEngine(args []string, stdout io.Writer) error {
 	if *asJSON {
 		return printJSON(stdout, r)
 	}
-	fmt.Fprintf(stdout, "hermes %s batch %d threads %d: %.1f samples/s\n", r.Model, r.Batch, r.Threads, r.SamplesPerSecond)
+	fmt.Fprintf(stdout, "hermes %s batch %d threads %d (%s): %.1f samples/s\n", r.Model, r.Batch, r.Threads, r.KernelISA, r.SamplesPerSecond)
 	if r.PeerSamplesPerSecond > 0 {
 		fmt.Fprintf(stdout, "torch  %s batch %d threads %d: %.1f samples/s\nratio hermes/torch: %.3f\n", r.Model, r.Batch, r.Threads, r.PeerSamplesPerSecond, r.Ratio)
 	}

@@ -128,6 +128,7 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		want []string
 	}{
 		{"resume without a run dir", ps("--resume"), []string{"--resume needs --run-dir"}},
+		{"unknown GEMM kernel", []string{"bench", "engine", "--isa", "sse9"}, []string{"--isa", `"sse9"`, "this CPU runs"}},
 		{"resume without a checkpoint", ps("--resume", "--run-dir", filepath.Join(dir, "empty")), []string{"no checkpoint in", "empty"}},
 		{"new run over a checkpoint", ps("--run-dir", held), []string{held, "holds a run already"}},
 		{"not a users file", ps("--nkey-file", good), []string{good + ":1", "want NAME UPUBKEY"}},
