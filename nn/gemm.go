@@ -256,6 +256,11 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 		// column block can be as wide as fits in L2, so that A is
 		// packed fewer times.
 		inPlace := !g.tb && kernelReadsBInPlace
+		// A weight gradient's B (a layer's input, lowered) streams from
+		// memory, at a stride the hardware prefetchers miss: the kernel
+		// prefetches it itself (for every sliver of A: prefetching for
+		// the first only gained half as much).
+		stream := inPlace && g.ta
 		ncb := nc
 		if inPlace {
 			ncb = max(nc, l2Floats/kb/nr*nr)
@@ -285,6 +290,9 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 						pb = buf.pb[jr*kb:]
 					}
 					switch {
+					case mb == mr && wb == nr && stream:
+						kernelStream(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
+						continue
 					case mb == mr && wb == nr:
 						kernel(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
 						continue

@@ -47,17 +47,18 @@ func useISA(isa string) error {
 	return fmt.Errorf("GEMM kernel %q: this CPU runs %v", isa, kernelISAs())
 }
 
-// kernelBlock runs the kernel in use on one mr×nr block.
-func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool) {
+// kernelBlock runs the kernel in use on one mr×nr block; stream asks it
+// to prefetch B ahead (see kernel8x32).
+func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store, stream bool) {
 	if wide {
-		kernel8x32(k, a, lda, b, ldb, c, ldc, store)
+		kernel8x32(k, a, lda, b, ldb, c, ldc, store, stream)
 		return
 	}
 	kernel6x16(k, a, lda, b, ldb, c, ldc, store)
 }
 
 //go:noescape
-func kernel8x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool)
+func kernel8x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store, stream bool)
 
 //go:noescape
 func kernel8x32n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask uint32)

@@ -7,7 +7,7 @@ import "fmt"
 // Every arm64 core the Go port runs on has NEON (Advanced SIMD).
 const haveKernel = true
 
-func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool) {
+func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store, _ bool) {
 	kernel6x16(k, a, lda, b, ldb, c, ldc, store)
 }
 

@@ -11,6 +11,11 @@ func kernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc 
 	kernelGo(k, a, lda, b, ldb, c, ldc, store)
 }
 
+// kernelStream: the Go kernel has no prefetch.
+func kernelStream(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
+	kernelGo(k, a, lda, b, ldb, c, ldc, store)
+}
+
 // narrowKernel pads B's few columns into scratch, as the Go kernel reads
 // whole strips.
 func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32, w int, scratch []float32) {
