@@ -55,4 +55,3 @@ func TestMaxPoolPicksTheFirstMaximum(t *testing.T) {
 		}
 	}
 }
-
