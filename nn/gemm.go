@@ -289,7 +289,17 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 					} else {
 						pb = buf.pb[jr*kb:]
 					}
+					// A packed strip no wider than half the kernel
+					// (zero-padded to nr) goes to the half-width
+					// kernel: a C = A·Bᵀ computed as Cᵀ for a
+					// mini-batch of 16 has 16 columns.
+					half := wide && !inPlace && 2*wb <= nr
 					switch {
+					case half && mb == mr && 2*wb == nr:
+						kernelHalf(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
+						continue
+					case half:
+						kernelHalf(kb, pa, lda, pb, ldb, buf.tmp[:], nr, true)
 					case mb == mr && wb == nr && stream:
 						kernelStream(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
 						continue

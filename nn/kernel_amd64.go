@@ -10,7 +10,8 @@ import (
 
 var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// wide selects the AVX-512 kernels (8×32 blocks); useISA sets it.
+// wide selects the AVX-512 kernels (8×32 blocks), and with them the
+// half-width kernel (kernelHalf); useISA sets it.
 var wide bool
 
 func init() {
@@ -59,6 +60,21 @@ func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ld
 
 //go:noescape
 func kernel8x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store, stream bool)
+
+// kernelHalf computes the mr×16 block C (+)= A·B with the left half of the
+// wide kernel; only when wide.
+func kernelHalf(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
+	if k == 0 {
+		return
+	}
+	_ = a[(mr-1)*lda+k-1]
+	_ = b[(k-1)*ldb+15]
+	_ = c[(mr-1)*ldc+15]
+	kernel8x16(k, &a[0], lda, &b[0], ldb, &c[0], ldc, store)
+}
+
+//go:noescape
+func kernel8x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool)
 
 //go:noescape
 func kernel8x32n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask uint32)

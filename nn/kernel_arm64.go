@@ -42,3 +42,10 @@ func kernelISA() string { return "neon" }
 const kernelReadsBInPlace = true
 
 const goKernelMax = 0 // unused: the assembly kernels take every size
+
+// wide: arm64 has no half-width kernel.
+const wide = false
+
+func kernelHalf(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
+	panic("nn: no half-width kernel in this build")
+}

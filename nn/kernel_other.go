@@ -49,3 +49,10 @@ const kernelReadsBInPlace = false
 // on amd64): the MLP's products (at most 1.6M) ran 90% faster with the
 // kernel, the CNN's (20M and more) 15% slower.
 var goKernelMax = 1 << 22
+
+// wide: the Go kernel has no half-width variant.
+const wide = false
+
+func kernelHalf(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
+	panic("nn: no half-width kernel in this build")
+}
