@@ -105,8 +105,9 @@ func (l *Conv2D) dataRange(lo, hi int, buf *gemmBuf) {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
 	size := l.h * l.w * l.c
 	clear(l.dx[lo*size : hi*size])
-	for s := lo; s < hi; s += l.chunk() {
-		e := min(s+l.chunk(), hi)
+	chunk := l.chunk()
+	for s := lo; s < hi; s += chunk {
+		e := min(s+chunk, hi)
 		buf.scratch = grow(buf.scratch, (e-s)*P*K)
 		g := gemmArgs{m: (e - s) * P, n: K, k: F,
 			a: l.dy[s*P*F:], lda: F, b: l.wt, ldb: K, c: buf.scratch, ldc: K}

@@ -2,21 +2,17 @@
 
 package nn
 
-import (
-	"fmt"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 // wide selects the AVX-512 kernels (8×32 blocks), and with them the
-// half-width kernel (kernelHalf); useISA sets it.
+// half-width kernel (kernelHalf); selectISA sets it.
 var wide bool
 
 func init() {
 	if isas := kernelISAs(); len(isas) > 0 {
-		useISA(isas[0])
+		selectISA(isas[0])
 	}
 }
 
@@ -32,20 +28,13 @@ func kernelISAs() []string {
 	return isas
 }
 
-// useISA makes the GEMM run the named kernel. Nothing may multiply
-// meanwhile: the kernel and its width are package state.
-func useISA(isa string) error {
-	for _, have := range kernelISAs() {
-		if have == isa {
-			wide = isa == "avx512f"
-			mr, nr = 6, 16
-			if wide {
-				mr, nr = 8, 32
-			}
-			return nil
-		}
+// selectISA switches to the named kernel, one of kernelISAs.
+func selectISA(isa string) {
+	wide = isa == "avx512f"
+	mr, nr = 6, 16
+	if wide {
+		mr, nr = 8, 32
 	}
-	return fmt.Errorf("GEMM kernel %q: this CPU runs %v", isa, kernelISAs())
 }
 
 // kernelBlock runs the kernel in use on one mr×nr block; stream asks it

@@ -2,8 +2,6 @@
 
 package nn
 
-import "fmt"
-
 // Every arm64 core the Go port runs on has NEON (Advanced SIMD).
 const haveKernel = true
 
@@ -13,12 +11,8 @@ func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ld
 
 func kernelISAs() []string { return []string{"neon"} }
 
-func useISA(isa string) error {
-	if isa != "neon" {
-		return fmt.Errorf("GEMM kernel %q: this CPU runs [neon]", isa)
-	}
-	return nil
-}
+// selectISA: there is one kernel.
+func selectISA(string) {}
 
 //go:noescape
 func fmaLoopNEON(n int)

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,16 @@ func KernelISAs() []string { return kernelISAs() }
 // UseKernelISA makes every GEMM run the named kernel (one of KernelISAs),
 // to compare kernels on one machine. Nothing may train meanwhile.
 func UseKernelISA(isa string) error { return useISA(isa) }
+
+// useISA makes the GEMM run the named kernel. Nothing may multiply
+// meanwhile: the kernel and its block size are package state.
+func useISA(isa string) error {
+	if !slices.Contains(kernelISAs(), isa) {
+		return fmt.Errorf("GEMM kernel %q: this CPU runs %v", isa, kernelISAs())
+	}
+	selectISA(isa)
+	return nil
+}
 
 // GEMMShape is one matrix product of a training step as the engine runs it:
 // C (M×N) = op(A) (M×K) · op(B) (K×N).
