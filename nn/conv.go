@@ -27,8 +27,9 @@ type Conv2D struct {
 	// The per-range functions handed to parallel, made once with the
 	// layer: closures made per call would escape to the engine's workers
 	// and allocate on every step. x and dy are the current call's.
-	x, dy                 []float32
-	fwd, reluBwd, dataBwd func(lo, hi int, buf *gemmBuf)
+	x, dy                          []float32
+	n                              int
+	fwd, reluBwd, dataBwd, weights func(lo, hi int, buf *gemmBuf)
 }
 
 // NewConv2D returns a k×k convolution with the given number of filters over
@@ -38,7 +39,7 @@ func NewConv2D(in Shape, filters, k, stride, pad int, relu bool) *Conv2D {
 	l := &Conv2D{c: in[0], h: in[1], w: in[2], filters: filters, k: k, stride: stride, pad: pad, relu: relu}
 	l.oh = (l.h+2*pad-k)/stride + 1
 	l.ow = (l.w+2*pad-k)/stride + 1
-	l.fwd, l.reluBwd, l.dataBwd = l.forwardRange, l.reluRange, l.dataRange
+	l.fwd, l.reluBwd, l.dataBwd, l.weights = l.forwardRange, l.reluRange, l.dataRange, l.weightsRange
 	return l
 }
 
@@ -66,15 +67,15 @@ func (l *Conv2D) Init(rng *rand.Rand) {
 
 // Forward and Backward split the batch across cores: each range of samples
 // is lowered, multiplied and activated by one goroutine, so the element-wise
-// passes scale with the GEMMs.
+// passes scale with the GEMMs. Backward reads the input Forward was given
+// (the previous layer's output or the batch, both kept until then).
 func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
 	l.cols = grow(l.cols, n*P*K)
 	l.y = grow(l.y, n*P*F)
-	l.x = x
+	l.x, l.n = x, n
 	record(blas.NoTrans, blas.Trans, n*P, F, K) // run by ranges of samples
 	parallel(n, l.fwd)
-	l.x = nil
 	return l.y
 }
 
@@ -118,13 +119,19 @@ func (l *Conv2D) dataRange(lo, hi int, buf *gemmBuf) {
 
 func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
-	l.dy = dy
+	l.dy, l.n = dy, n
 	defer func() { l.dy = nil }()
 	if l.relu {
 		parallel(n, l.reluBwd)
 	}
 	sumRows(l.db, dy, n*P, F)
-	gemm(blas.Trans, blas.NoTrans, F, K, n*P, dy, F, l.cols, K, 0, l.dwt, K)
+	if l.implicitWeights() {
+		l.recordWeights()
+		clear(l.dwt)
+		parallel((F+mr-1)/mr, l.weights)
+	} else {
+		gemm(blas.Trans, blas.NoTrans, F, K, n*P, dy, F, l.cols, K, 0, l.dwt, K)
+	}
 	if !needDx {
 		return nil
 	}

@@ -74,6 +74,11 @@ type GEMMShape struct {
 	M      int    `json:"m"`
 	N      int    `json:"n"`
 	K      int    `json:"k"`
+	// Implicit marks a product computed without materialising its B (a
+	// convolution's weight gradient read from the input image); run
+	// makes it on operands of its own.
+	Implicit bool `json:"implicit,omitempty"`
+	run      func() func()
 }
 
 // FLOPs is the product's arithmetic, 2·M·N·K.
@@ -86,20 +91,19 @@ func (s GEMMShape) String() string {
 		}
 		return 'N'
 	}
+	if s.Implicit {
+		return fmt.Sprintf("%d×%d×%d %c%c implicit", s.M, s.N, s.K, op(s.TA), op(s.TB))
+	}
 	return fmt.Sprintf("%d×%d×%d %c%c", s.M, s.N, s.K, op(s.TA), op(s.TB))
 }
 
 // Run returns a function that computes the product once, on operands of
 // its shape made here (random values; speed does not depend on them).
 func (s GEMMShape) Run() func() {
-	rng := rand.New(rand.NewPCG(1, 2))
-	fill := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = rng.Float32()
-		}
-		return v
+	if s.run != nil {
+		return s.run()
 	}
+	fill := randomFill()
 	ta, tb := blas.NoTrans, blas.NoTrans
 	lda, ldb := s.K, s.N
 	if s.TA {
@@ -110,6 +114,18 @@ func (s GEMMShape) Run() func() {
 	}
 	a, b, c := fill(s.M*s.K), fill(s.K*s.N), make([]float32, s.M*s.N)
 	return func() { gemm(ta, tb, s.M, s.N, s.K, a, lda, b, ldb, 0, c, s.N) }
+}
+
+// randomFill returns a function that makes slices of seeded random values.
+func randomFill() func(n int) []float32 {
+	rng := rand.New(rand.NewPCG(1, 2))
+	return func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = rng.Float32()
+		}
+		return v
+	}
 }
 
 // recorder, when set, receives every GEMM the engine runs (StepGEMMs).
@@ -126,7 +142,17 @@ func record(ta, tb blas.Transpose, m, n, k int) {
 	if r == nil {
 		return
 	}
-	r.calls = append(r.calls, GEMMShape{Layer: r.layer, Pass: r.pass, TA: ta == blas.Trans, TB: tb == blas.Trans, M: m, N: n, K: k})
+	recordShape(GEMMShape{TA: ta == blas.Trans, TB: tb == blas.Trans, M: m, N: n, K: k})
+}
+
+// recordShape records s, labelled with the layer and pass running.
+func recordShape(s GEMMShape) {
+	r := recorder.Load()
+	if r == nil {
+		return
+	}
+	s.Layer, s.Pass = r.layer, r.pass
+	r.calls = append(r.calls, s)
 }
 
 // StepGEMMs returns the GEMMs of one training step of m on n samples, in

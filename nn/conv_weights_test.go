@@ -1,0 +1,63 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+)
+
+// TestImplicitWeightsMatchLowered compares the weight gradient computed
+// from the shifted input images with dyᵀ·cols computed by gonum, for
+// geometries that exercise partial slivers of filters, several k-blocks of
+// output rows, taps that fall wholly in the padding and a 1×1 kernel.
+func TestImplicitWeightsMatchLowered(t *testing.T) {
+	geoms := []struct{ c, h, w, filters, k, pad, n int }{
+		{32, 14, 14, 64, 5, 2, 3}, // the CNN's second convolution
+		{32, 9, 7, 13, 3, 0, 2},
+		{64, 30, 30, 10, 3, 1, 1}, // 30 output rows in k-blocks of 8
+		{32, 5, 5, 7, 3, 2, 2},    // corner windows wholly in the padding
+		{32, 6, 8, 9, 1, 0, 2},
+		{64, 4, 11, 17, 5, 3, 1},
+	}
+	eachISA(t, func(t *testing.T) {
+		for _, g := range geoms {
+			t.Run(fmt.Sprintf("%dx%dx%d_f%d_k%d_p%d_n%d", g.c, g.h, g.w, g.filters, g.k, g.pad, g.n), func(t *testing.T) {
+				l := NewConv2D(Shape{g.c, g.h, g.w}, g.filters, g.k, 1, g.pad, false)
+				if !l.implicitWeights() {
+					t.Fatalf("geometry not on the implicit path (nr %d)", nr)
+				}
+				rng := rand.New(rand.NewPCG(5, uint64(g.h)))
+				np := l.NumParams()
+				params := make([]float32, np)
+				for i := range params {
+					params[i] = float32(rng.NormFloat64())
+				}
+				l.Bind(params, make([]float32, np))
+				x := make([]float32, g.n*g.c*g.h*g.w)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				l.Forward(x, g.n, true)
+				P, K := l.oh*l.ow, l.patch()
+				dy := make([]float32, g.n*P*g.filters)
+				for i := range dy {
+					dy[i] = float32(rng.NormFloat64())
+				}
+				want := make([]float32, g.filters*K)
+				gonumGemm(blas.Trans, blas.NoTrans, g.filters, K, g.n*P, dy, g.filters, l.cols, K, 0, want, K)
+				for i := range l.dwt {
+					l.dwt[i] = float32(math.NaN()) // Backward must overwrite every value
+				}
+				l.Backward(dy, g.n, false)
+				for i, w := range want {
+					if d := math.Abs(float64(l.dwt[i] - w)); !(d <= 1e-3*(1+math.Abs(float64(w)))) {
+						t.Fatalf("dW[%d] (filter %d, patch %d) = %v, want %v", i, i/K, i%K, l.dwt[i], w)
+					}
+				}
+			})
+		}
+	})
+}
