@@ -20,7 +20,12 @@ type Conv2D struct {
 	wt, b   []float32 // (filters × K) weights, bias
 	dwt, db []float32
 
-	cols []float32 // im2col of the last input, reused by Backward
+	// cols is the im2col of the last input, kept for Backward's weight
+	// gradient unless that reads the input itself (implicitWeights); then
+	// each core lowers a chunk of samples at a time into L2, against
+	// weights packed once per call (packed).
+	cols   []float32
+	packed []float32
 	y    []float32
 	dx   []float32
 
@@ -71,23 +76,46 @@ func (l *Conv2D) Init(rng *rand.Rand) {
 // (the previous layer's output or the batch, both kept until then).
 func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
-	l.cols = grow(l.cols, n*P*K)
 	l.y = grow(l.y, n*P*F)
 	l.x, l.n = x, n
+	if l.chunked() {
+		g := gemmArgs{tb: true, n: F, k: K, b: l.wt, ldb: K}
+		l.packed = packAllB(&g, l.packed)
+	} else {
+		l.cols = grow(l.cols, n*P*K)
+	}
 	record(blas.NoTrans, blas.Trans, n*P, F, K) // run by ranges of samples
 	parallel(n, l.fwd)
 	return l.y
 }
 
+// chunked says whether Forward lowers its input a chunk at a time instead
+// of keeping the whole lowered batch: when Backward does not read it and
+// the weights fit one packed column block. Lowered in chunks, the input
+// stays in L2 between im2col and the GEMM; the whole batch's (10 MB for
+// the CNN at 16) went to memory and back and pushed the dense layer's
+// weights out of L3.
+func (l *Conv2D) chunked() bool { return l.implicitWeights() && l.filters <= nc }
+
 func (l *Conv2D) forwardRange(lo, hi int, buf *gemmBuf) {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
-	l.im2col(l.x, lo, hi)
-	// One GEMM for the whole range: in chunks that fit L2 (as dataRange
-	// does) the transposed weights were packed once per chunk, which
-	// made the step no faster.
-	g := gemmArgs{tb: true, m: (hi - lo) * P, n: F, k: K,
-		a: l.cols[lo*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[lo*P*F:], ldc: F}
-	gemmOn(buf, &g)
+	if !l.chunked() {
+		// One GEMM for the whole range.
+		l.im2col(l.x, l.cols[lo*P*K:], lo, hi)
+		g := gemmArgs{tb: true, m: (hi - lo) * P, n: F, k: K,
+			a: l.cols[lo*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[lo*P*F:], ldc: F}
+		gemmOn(buf, &g)
+	} else {
+		chunk := l.chunk()
+		for s := lo; s < hi; s += chunk {
+			e := min(s+chunk, hi)
+			buf.scratch = grow(buf.scratch, (e-s)*P*K)
+			l.im2col(l.x, buf.scratch, s, e)
+			g := gemmArgs{tb: true, m: (e - s) * P, n: F, k: K,
+				a: buf.scratch, lda: K, b: l.wt, ldb: K, c: l.y[s*P*F:], ldc: F, packed: l.packed}
+			serialGemm(&g, buf)
+		}
+	}
 	addBiasAct(l.y[lo*P*F:hi*P*F], l.b, l.relu)
 }
 
@@ -159,10 +187,11 @@ func (l *Conv2D) span(o, size int) (start, k0, k1 int) {
 	return start, k0, k1
 }
 
-// im2col lays out every receptive field of samples [lo, hi) of x as one row of l.cols, in
-// (ky, kx, c) order; positions in the padding are zero.
-func (l *Conv2D) im2col(x []float32, lo, hi int) {
-	K, C, row := l.patch(), l.c, lo*l.oh*l.ow
+// im2col lays out every receptive field of samples [lo, hi) of x as one
+// row of cols, from its start, in (ky, kx, c) order; positions in the
+// padding are zero.
+func (l *Conv2D) im2col(x, cols []float32, lo, hi int) {
+	K, C, row := l.patch(), l.c, 0
 	kw := l.k * C
 	for s := lo; s < hi; s++ {
 		img := x[s*l.h*l.w*C : (s+1)*l.h*l.w*C]
@@ -170,7 +199,7 @@ func (l *Conv2D) im2col(x []float32, lo, hi int) {
 			iy0, ky0, ky1 := l.span(oy, l.h)
 			for ox := 0; ox < l.ow; ox++ {
 				ix0, kx0, kx1 := l.span(ox, l.w)
-				dst := l.cols[row*K : row*K+K]
+				dst := cols[row*K : row*K+K]
 				row++
 				for ky := 0; ky < l.k; ky++ {
 					d := dst[ky*kw : ky*kw+kw]

@@ -10,7 +10,9 @@ import (
 )
 
 // TestImplicitWeightsMatchLowered compares the weight gradient computed
-// from the shifted input images with dyᵀ·cols computed by gonum, for
+// from the shifted input images with dyᵀ·cols computed by gonum, and the
+// output computed a chunk of samples at a time against packed weights
+// with cols·Wᵀ + b, for
 // geometries that exercise partial slivers of filters, several k-blocks of
 // output rows, taps that fall wholly in the padding and a 1×1 kernel.
 func TestImplicitWeightsMatchLowered(t *testing.T) {
@@ -40,14 +42,27 @@ func TestImplicitWeightsMatchLowered(t *testing.T) {
 				for i := range x {
 					x[i] = float32(rng.NormFloat64())
 				}
-				l.Forward(x, g.n, true)
+				y := l.Forward(x, g.n, true)
+				if !l.chunked() {
+					t.Fatal("forward not chunked")
+				}
 				P, K := l.oh*l.ow, l.patch()
 				dy := make([]float32, g.n*P*g.filters)
 				for i := range dy {
 					dy[i] = float32(rng.NormFloat64())
 				}
+				cols := make([]float32, g.n*P*K)
+				l.im2col(x, cols, 0, g.n)
+				wantY := make([]float32, g.n*P*g.filters)
+				gonumGemm(blas.NoTrans, blas.Trans, g.n*P, g.filters, K, cols, K, l.wt, K, 0, wantY, g.filters)
+				for i, w := range wantY {
+					w += l.b[i%g.filters]
+					if d := math.Abs(float64(y[i] - w)); !(d <= 1e-3*(1+math.Abs(float64(w)))) {
+						t.Fatalf("y[%d] (position %d, filter %d) = %v, want %v", i, i/g.filters, i%g.filters, y[i], w)
+					}
+				}
 				want := make([]float32, g.filters*K)
-				gonumGemm(blas.Trans, blas.NoTrans, g.filters, K, g.n*P, dy, g.filters, l.cols, K, 0, want, K)
+				gonumGemm(blas.Trans, blas.NoTrans, g.filters, K, g.n*P, dy, g.filters, cols, K, 0, want, K)
 				for i := range l.dwt {
 					l.dwt[i] = float32(math.NaN()) // Backward must overwrite every value
 				}

@@ -21,7 +21,7 @@ func gemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []float32,
 		return
 	}
 	record(ta, tb, m, n, k)
-	g := gemmArgs{ta == blas.Trans, tb == blas.Trans, m, n, k, a, lda, b, ldb, beta, c, ldc}
+	g := gemmArgs{ta: ta == blas.Trans, tb: tb == blas.Trans, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
 	if runtime.GOMAXPROCS(0) == 1 || m*n*k < 1<<21 {
 		buf := getBuf()
 		gemmOn(buf, &g)
@@ -169,6 +169,11 @@ type gemmArgs struct {
 	beta    float32
 	c       []float32
 	ldc     int
+
+	// packed, when set, is op(b) already packed by packAllB: a GEMM
+	// repeated on many blocks of A against the same B (a convolution's
+	// weights, one chunk of samples at a time) packs it once.
+	packed []float32
 }
 
 // gemmBuf is one goroutine's packing space, reused across calls.
@@ -239,7 +244,7 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 	// the span near 400 KB. On 64×800×3136 TN, k-blocks of 125 rows ran
 	// 3-8% faster than 256 in five alternating runs (AVX-512).
 	kcb := kc
-	if !g.tb && kernelReadsBInPlace {
+	if !g.tb && kernelReadsBInPlace && g.packed == nil {
 		kcb = min(kc, max(64, inPlaceSpan/g.ldb))
 	}
 	for pc := 0; pc < g.k; pc += kcb {
@@ -255,7 +260,7 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 		// padded on every step). Without a pack buffer to fill, the
 		// column block can be as wide as fits in L2, so that A is
 		// packed fewer times.
-		inPlace := !g.tb && kernelReadsBInPlace
+		inPlace := !g.tb && kernelReadsBInPlace && g.packed == nil
 		// A weight gradient's B (a layer's input, lowered) streams from
 		// memory, at a stride the hardware prefetchers miss: the kernel
 		// prefetches it itself (for every sliver of A: prefetching for
@@ -267,8 +272,12 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 		}
 		for jc := 0; jc < g.n; jc += ncb {
 			nb := min(ncb, g.n-jc)
-			if !inPlace {
-				packB(g, buf.pb[:], pc, kb, jc, nb)
+			pbuf := buf.pb[:]
+			switch {
+			case g.packed != nil:
+				pbuf = g.packed[pc*roundUp(g.n, nr):]
+			case !inPlace:
+				packB(g, pbuf, pc, kb, jc, nb)
 			}
 			for ir := 0; ir < g.m; ir += mr {
 				mb := min(mr, g.m-ir)
@@ -287,7 +296,7 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 					if inPlace {
 						pb, ldb = g.b[pc*g.ldb+jc+jr:], g.ldb
 					} else {
-						pb = buf.pb[jr*kb:]
+						pb = pbuf[jr*kb:]
 					}
 					// A packed strip no wider than half the kernel
 					// (zero-padded to nr) goes to the half-width
@@ -398,6 +407,22 @@ func packB(g *gemmArgs, pb []float32, pc, kb, jc, nb int) {
 		}
 	}
 }
+
+// packAllB packs the whole op(b) of g, k-block after k-block as serialGemm
+// reads them (g.packed), into dst, grown as needed. It needs op(b) in one
+// column block (n ≤ nc) and a B that serialGemm packs (g.tb, or a kernel
+// that does not read B in place).
+func packAllB(g *gemmArgs, dst []float32) []float32 {
+	w := roundUp(g.n, nr)
+	dst = grow(dst, g.k*w)
+	for pc := 0; pc < g.k; pc += kc {
+		kb := min(kc, g.k-pc)
+		packB(g, dst[pc*w:], pc, kb, 0, g.n)
+	}
+	return dst
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // packNarrow copies the k×w B (w < nr) into pb as k rows of nr values,
 // padded with zeros: a whole strip for kernels that cannot mask.
