@@ -26,8 +26,8 @@ type Conv2D struct {
 	// weights packed once per call (packed).
 	cols   []float32
 	packed []float32
-	y    []float32
-	dx   []float32
+	y      []float32
+	dx     []float32
 
 	// The per-range functions handed to parallel, made once with the
 	// layer: closures made per call would escape to the engine's workers
