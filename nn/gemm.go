@@ -283,10 +283,16 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 				mb := min(mr, g.m-ir)
 				// A row-major A with mr rows is read in place too; a
 				// transposed or short sliver is packed as mr rows of kb.
+				// So is a transposed A by the kernels that can
+				// (transposedA), when B is read in place too.
+				aT := g.ta && mb == mr && inPlace && transposedA()
 				pa, lda := buf.pa[:], kb
-				if !g.ta && mb == mr {
+				switch {
+				case aT:
+					pa, lda = g.a[pc*g.lda+ir:], g.lda
+				case !g.ta && mb == mr:
 					pa, lda = g.a[ir*g.lda+pc:], g.lda
-				} else {
+				default:
 					packA(g, buf.pa[:], ir, mb, pc, kb)
 				}
 				for jr := 0; jr < nb; jr += nr {
@@ -298,12 +304,18 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 					} else {
 						pb = pbuf[jr*kb:]
 					}
+					if aT && wb == nr {
+						kernelT(kb, pa, lda, pb, ldb, nr, g.c[ir*g.ldc+jc+jr:], g.ldc, store, stream)
+						continue
+					}
 					// A packed strip no wider than half the kernel
 					// (zero-padded to nr) goes to the half-width
 					// kernel: a C = A·Bᵀ computed as Cᵀ for a
 					// mini-batch of 16 has 16 columns.
 					half := wide && !inPlace && 2*wb <= nr
 					switch {
+					case aT:
+						kernelT(kb, pa, lda, pb, ldb, wb, buf.tmp[:], nr, true, false)
 					case half && mb == mr && 2*wb == nr:
 						kernelHalf(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
 						continue

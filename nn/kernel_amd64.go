@@ -41,14 +41,14 @@ func selectISA(isa string) {
 // to prefetch B ahead (see kernel8x32).
 func kernelBlock(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store, stream bool) {
 	if wide {
-		kernel8x32(k, a, lda, b, ldb, c, ldc, store, stream)
+		kernel8x32(k, a, lda, 1, b, ldb, c, ldc, store, stream)
 		return
 	}
 	kernel6x16(k, a, lda, b, ldb, c, ldc, store)
 }
 
 //go:noescape
-func kernel8x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store, stream bool)
+func kernel8x32(k int, a *float32, lda, astep int, b *float32, ldb int, c *float32, ldc int, store, stream bool)
 
 // kernelHalf computes the mr×16 block C (+)= A·B with the left half of the
 // wide kernel; only when wide.
@@ -62,11 +62,33 @@ func kernelHalf(k int, a []float32, lda int, b []float32, ldb int, c []float32, 
 	kernel8x16(k, &a[0], lda, &b[0], ldb, &c[0], ldc, store)
 }
 
+// transposedA says whether kernelT can run: the wide kernels read a
+// transposed A in place.
+func transposedA() bool { return wide }
+
+// kernelT is kernel (or, for w < nr, narrowKernel into c with ldc nr) for
+// a transposed A read in place: element (i, p) of the mr×k A is
+// at[p·ldat+i]. Only when transposedA.
+func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32, ldc int, store, stream bool) {
+	if k == 0 {
+		return
+	}
+	_ = at[(k-1)*ldat+mr-1]
+	_ = b[(k-1)*ldb+w-1]
+	if w < nr {
+		_ = c[mr*nr-1]
+		kernel8x32n(k, &at[0], 1, ldat, &b[0], ldb, &c[0], 1<<w-1)
+		return
+	}
+	_ = c[(mr-1)*ldc+nr-1]
+	kernel8x32(k, &at[0], 1, ldat, &b[0], ldb, &c[0], ldc, store, stream)
+}
+
 //go:noescape
 func kernel8x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool)
 
 //go:noescape
-func kernel8x32n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask uint32)
+func kernel8x32n(k int, a *float32, lda, astep int, b *float32, ldb int, c *float32, mask uint32)
 
 //go:noescape
 func kernel6x16n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask *int32)
@@ -90,7 +112,7 @@ func narrowKernel(k int, a []float32, lda int, b []float32, ldb int, c []float32
 	_ = c[mr*nr-1]
 	switch {
 	case wide:
-		kernel8x32n(k, &a[0], lda, &b[0], ldb, &c[0], 1<<w-1)
+		kernel8x32n(k, &a[0], lda, 1, &b[0], ldb, &c[0], 1<<w-1)
 	case w > 8:
 		kernel6x16n(k, &a[0], lda, &b[0], ldb, &c[0], &laneMasks[16-(w-8)])
 	default:

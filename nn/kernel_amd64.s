@@ -375,34 +375,40 @@ fma512:
 	VFMADD231PS Z17, Z24, Z13; \
 	VFMADD231PS Z16, Z25, Z14; \
 	VFMADD231PS Z17, Z25, Z15; \
-	ADDQ $4, SI; \
-	ADDQ $4, R11; \
-	ADDQ $4, R12; \
+	ADDQ BX, SI; \
+	ADDQ BX, R11; \
+	ADDQ BX, R12; \
 	ADDQ R9, DI;
 
-// func kernel8x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, store bool, stream bool)
+// func kernel8x32(k int, a *float32, lda, astep int, b *float32, ldb int, c *float32, ldc int, store bool, stream bool)
 //
 // The AVX-512 kernel: C[0:8, 0:32] (+)= A[0:8, 0:k] · B[0:k, 0:32]. Z0..Z15
 // accumulate C (two ZMM per row), Z16/Z17 hold a row of B, Z18..Z25
 // broadcast elements of A: each row of B loaded feeds 16 FMAs, so B, which
 // streams from L2 when it is read in place, costs a load per 8 FMAs. A's
-// rows are addressed from SI, R11 = SI + 3·lda and R12 = SI + 6·lda.
+// rows are addressed from SI, R11 = SI + 3·lda and R12 = SI + 6·lda, and
+// each k step moves them astep values on (BX, in bytes): astep 1 for A
+// row-major, and lda 1, astep the row stride for a transposed A read in
+// place (the weight gradient's Aᵀ: each step broadcasts eight adjacent
+// values, one cache line, with no packing).
 //
 // stream says that B comes from memory, not from cache: a weight
 // gradient's lowered input, read 128 bytes a row at a stride that the
 // hardware prefetchers do not follow. The loop then prefetches the row of
 // B 32 rows ahead (64×800×3136 TN: 133 -> 153 GFLOP/s); where B is cached
 // the extra loads cost 5-14%, so it is asked for only there.
-TEXT ·kernel8x32(SB), NOSPLIT, $0-58
+TEXT ·kernel8x32(SB), NOSPLIT, $0-66
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), R10
 	SHLQ $2, R10
-	MOVQ b+24(FP), DI
-	MOVQ ldb+32(FP), R9
+	MOVQ astep+24(FP), BX
+	SHLQ $2, BX
+	MOVQ b+32(FP), DI
+	MOVQ ldb+40(FP), R9
 	SHLQ $2, R9
-	MOVQ c+40(FP), DX
-	MOVQ ldc+48(FP), R8
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R8
 	SHLQ $2, R8
 	LEAQ (SI)(R10*2), R11
 	ADDQ R10, R11
@@ -461,7 +467,7 @@ TEXT ·kernel8x32(SB), NOSPLIT, $0-58
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
 
-	MOVBLZX stream+57(FP), AX
+	MOVBLZX stream+65(FP), AX
 	TESTQ AX, AX
 	JNZ stream832
 
@@ -487,7 +493,7 @@ stream832loop:
 	JNZ stream832loop
 
 done832:
-	MOVBLZX store+56(FP), AX
+	MOVBLZX store+64(FP), AX
 	TESTQ AX, AX
 	JNZ overwrite832
 
@@ -560,22 +566,24 @@ overwrite832:
 	VZEROUPPER
 	RET
 
-// func kernel8x32n(k int, a *float32, lda int, b *float32, ldb int, c *float32, mask uint32)
+// func kernel8x32n(k int, a *float32, lda, astep int, b *float32, ldb int, c *float32, mask uint32)
 //
 // kernel8x32 for a B narrower than 32 columns read in place: mask has a
 // bit set for each column that exists, and AVX-512's masked loads neither
 // read the others nor fault on them. C is written whole (ldc 32), the
 // missing columns as zeros.
-TEXT ·kernel8x32n(SB), NOSPLIT, $0-52
+TEXT ·kernel8x32n(SB), NOSPLIT, $0-60
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), R10
 	SHLQ $2, R10
-	MOVQ b+24(FP), DI
-	MOVQ ldb+32(FP), R9
+	MOVQ astep+24(FP), BX
+	SHLQ $2, BX
+	MOVQ b+32(FP), DI
+	MOVQ ldb+40(FP), R9
 	SHLQ $2, R9
-	MOVQ c+40(FP), DX
-	MOVL mask+48(FP), AX
+	MOVQ c+48(FP), DX
+	MOVL mask+56(FP), AX
 	KMOVW AX, K1
 	SHRL $16, AX
 	KMOVW AX, K2

@@ -50,3 +50,10 @@ const wide = false
 func kernelHalf(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
 	panic("nn: no half-width kernel in this build")
 }
+
+// transposedA: no kernel here reads a transposed A in place.
+func transposedA() bool { return false }
+
+func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32, ldc int, store, stream bool) {
+	panic("nn: kernelT without transposedA")
+}
