@@ -24,6 +24,9 @@ func TestImplicitWeightsMatchLowered(t *testing.T) {
 		{32, 6, 8, 9, 1, 0, 2},
 		{64, 4, 11, 17, 5, 3, 1},
 	}
+	if !kernelReadsBInPlace {
+		t.Skip("the Go kernel does not read B in place: convolutions keep the lowered input")
+	}
 	eachISA(t, func(t *testing.T) {
 		for _, g := range geoms {
 			t.Run(fmt.Sprintf("%dx%dx%d_f%d_k%d_p%d_n%d", g.c, g.h, g.w, g.filters, g.k, g.pad, g.n), func(t *testing.T) {
