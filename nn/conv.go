@@ -26,6 +26,7 @@ type Conv2D struct {
 	// weights packed once per call (packed).
 	cols   []float32
 	packed []float32
+	offs   []int // each tap's offset into the shifted images (conv_forward.go)
 	y      []float32
 	dx     []float32
 
@@ -78,10 +79,13 @@ func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
 	l.y = grow(l.y, n*P*F)
 	l.x, l.n = x, n
-	if l.chunked() {
+	switch {
+	case l.implicitForward():
+		l.prepareImplicit()
+	case l.chunked():
 		g := gemmArgs{tb: true, n: F, k: K, b: l.wt, ldb: K}
 		l.packed = packAllB(&g, l.packed)
-	} else {
+	default:
 		l.cols = grow(l.cols, n*P*K)
 	}
 	record(blas.NoTrans, blas.Trans, n*P, F, K) // run by ranges of samples
@@ -99,13 +103,16 @@ func (l *Conv2D) chunked() bool { return l.implicitWeights() && l.filters <= nc 
 
 func (l *Conv2D) forwardRange(lo, hi int, buf *gemmBuf) {
 	K, P, F := l.patch(), l.oh*l.ow, l.filters
-	if !l.chunked() {
+	switch {
+	case l.implicitForward():
+		l.forwardImplicit(lo, hi, buf)
+	case !l.chunked():
 		// One GEMM for the whole range.
 		l.im2col(l.x, l.cols[lo*P*K:], lo, hi)
 		g := gemmArgs{tb: true, m: (hi - lo) * P, n: F, k: K,
 			a: l.cols[lo*P*K:], lda: K, b: l.wt, ldb: K, c: l.y[lo*P*F:], ldc: F}
 		gemmOn(buf, &g)
-	} else {
+	default:
 		chunk := l.chunk()
 		for s := lo; s < hi; s += chunk {
 			e := min(s+chunk, hi)

@@ -37,7 +37,7 @@ func (l *Conv2D) weightsRange(lo, hi int, buf *gemmBuf) {
 	// one contiguous run of the packed dy.
 	rows := kc / l.ow
 	for s := range l.n {
-		l.shift(shifted, l.x[s*l.h*l.w*C:(s+1)*l.h*l.w*C])
+		l.shift(shifted, l.x[s*l.h*l.w*C:(s+1)*l.h*l.w*C], 0)
 		dy := l.dy[s*P*F : (s+1)*P*F]
 		for r0 := 0; r0 < l.oh; r0 += rows {
 			r1 := min(r0+rows, l.oh)
@@ -85,18 +85,22 @@ func (l *Conv2D) weightBlock(k int, a []float32, lda int, b []float32, ldb, row,
 }
 
 // shift writes, for each kx, the image x shifted left by kx-pad columns
-// into dst (k images of h×ow×C): column ox of image kx holds input column
-// ox+kx-pad, or zeros where that falls outside the input.
-func (l *Conv2D) shift(dst, x []float32) {
+// into dst, k images of (h+2·vpad)×ow×C: column ox of image kx holds input
+// column ox+kx-pad, or zeros where that falls outside the input, and vpad
+// rows of zeros lie above and below the input's h rows.
+func (l *Conv2D) shift(dst, x []float32, vpad int) {
 	C := l.c
-	img := l.h * l.ow * C
+	rowLen := l.ow * C
+	img := (l.h + 2*vpad) * rowLen
 	for kx := range l.k {
 		out := dst[kx*img : (kx+1)*img]
+		clear(out[:vpad*rowLen])
+		clear(out[(vpad+l.h)*rowLen:])
 		// Output columns [o0, o1) read input columns [o0+d, o1+d).
 		d := kx - l.pad
 		o0, o1 := max(0, -d), min(l.ow, l.w-d)
 		for iy := range l.h {
-			row := out[iy*l.ow*C : (iy+1)*l.ow*C]
+			row := out[(vpad+iy)*rowLen : (vpad+iy+1)*rowLen]
 			if o1 <= o0 {
 				clear(row)
 				continue

@@ -47,7 +47,7 @@ func TestImplicitWeightsMatchLowered(t *testing.T) {
 				}
 				y := l.Forward(x, g.n, true)
 				if !l.chunked() {
-					t.Fatal("forward not chunked")
+					t.Fatal("forward keeps the lowered input")
 				}
 				P, K := l.oh*l.ow, l.patch()
 				dy := make([]float32, g.n*P*g.filters)

@@ -380,6 +380,74 @@ fma512:
 	ADDQ BX, R12; \
 	ADDQ R9, DI;
 
+// ADD832 adds Z0..Z15 to the 8×32 block of C at DX (row stride R8).
+#define ADD832 \
+	VADDPS (DX), Z0, Z0; \
+	VMOVUPS Z0, (DX); \
+	VADDPS 64(DX), Z1, Z1; \
+	VMOVUPS Z1, 64(DX); \
+	ADDQ R8, DX; \
+	VADDPS (DX), Z2, Z2; \
+	VMOVUPS Z2, (DX); \
+	VADDPS 64(DX), Z3, Z3; \
+	VMOVUPS Z3, 64(DX); \
+	ADDQ R8, DX; \
+	VADDPS (DX), Z4, Z4; \
+	VMOVUPS Z4, (DX); \
+	VADDPS 64(DX), Z5, Z5; \
+	VMOVUPS Z5, 64(DX); \
+	ADDQ R8, DX; \
+	VADDPS (DX), Z6, Z6; \
+	VMOVUPS Z6, (DX); \
+	VADDPS 64(DX), Z7, Z7; \
+	VMOVUPS Z7, 64(DX); \
+	ADDQ R8, DX; \
+	VADDPS (DX), Z8, Z8; \
+	VMOVUPS Z8, (DX); \
+	VADDPS 64(DX), Z9, Z9; \
+	VMOVUPS Z9, 64(DX); \
+	ADDQ R8, DX; \
+	VADDPS (DX), Z10, Z10; \
+	VMOVUPS Z10, (DX); \
+	VADDPS 64(DX), Z11, Z11; \
+	VMOVUPS Z11, 64(DX); \
+	ADDQ R8, DX; \
+	VADDPS (DX), Z12, Z12; \
+	VMOVUPS Z12, (DX); \
+	VADDPS 64(DX), Z13, Z13; \
+	VMOVUPS Z13, 64(DX); \
+	ADDQ R8, DX; \
+	VADDPS (DX), Z14, Z14; \
+	VMOVUPS Z14, (DX); \
+	VADDPS 64(DX), Z15, Z15; \
+	VMOVUPS Z15, 64(DX);
+
+// STORE832 writes Z0..Z15 over the 8×32 block of C at DX (row stride R8).
+#define STORE832 \
+	VMOVUPS Z0, (DX); \
+	VMOVUPS Z1, 64(DX); \
+	ADDQ R8, DX; \
+	VMOVUPS Z2, (DX); \
+	VMOVUPS Z3, 64(DX); \
+	ADDQ R8, DX; \
+	VMOVUPS Z4, (DX); \
+	VMOVUPS Z5, 64(DX); \
+	ADDQ R8, DX; \
+	VMOVUPS Z6, (DX); \
+	VMOVUPS Z7, 64(DX); \
+	ADDQ R8, DX; \
+	VMOVUPS Z8, (DX); \
+	VMOVUPS Z9, 64(DX); \
+	ADDQ R8, DX; \
+	VMOVUPS Z10, (DX); \
+	VMOVUPS Z11, 64(DX); \
+	ADDQ R8, DX; \
+	VMOVUPS Z12, (DX); \
+	VMOVUPS Z13, 64(DX); \
+	ADDQ R8, DX; \
+	VMOVUPS Z14, (DX); \
+	VMOVUPS Z15, 64(DX);
+
 // func kernel8x32(k int, a *float32, lda, astep int, b *float32, ldb int, c *float32, ldc int, store bool, stream bool)
 //
 // The AVX-512 kernel: C[0:8, 0:32] (+)= A[0:8, 0:k] · B[0:k, 0:32]. Z0..Z15
@@ -496,73 +564,12 @@ done832:
 	MOVBLZX store+64(FP), AX
 	TESTQ AX, AX
 	JNZ overwrite832
-
-	VADDPS (DX), Z0, Z0
-	VMOVUPS Z0, (DX)
-	VADDPS 64(DX), Z1, Z1
-	VMOVUPS Z1, 64(DX)
-	ADDQ R8, DX
-	VADDPS (DX), Z2, Z2
-	VMOVUPS Z2, (DX)
-	VADDPS 64(DX), Z3, Z3
-	VMOVUPS Z3, 64(DX)
-	ADDQ R8, DX
-	VADDPS (DX), Z4, Z4
-	VMOVUPS Z4, (DX)
-	VADDPS 64(DX), Z5, Z5
-	VMOVUPS Z5, 64(DX)
-	ADDQ R8, DX
-	VADDPS (DX), Z6, Z6
-	VMOVUPS Z6, (DX)
-	VADDPS 64(DX), Z7, Z7
-	VMOVUPS Z7, 64(DX)
-	ADDQ R8, DX
-	VADDPS (DX), Z8, Z8
-	VMOVUPS Z8, (DX)
-	VADDPS 64(DX), Z9, Z9
-	VMOVUPS Z9, 64(DX)
-	ADDQ R8, DX
-	VADDPS (DX), Z10, Z10
-	VMOVUPS Z10, (DX)
-	VADDPS 64(DX), Z11, Z11
-	VMOVUPS Z11, 64(DX)
-	ADDQ R8, DX
-	VADDPS (DX), Z12, Z12
-	VMOVUPS Z12, (DX)
-	VADDPS 64(DX), Z13, Z13
-	VMOVUPS Z13, 64(DX)
-	ADDQ R8, DX
-	VADDPS (DX), Z14, Z14
-	VMOVUPS Z14, (DX)
-	VADDPS 64(DX), Z15, Z15
-	VMOVUPS Z15, 64(DX)
+	ADD832
 	VZEROUPPER
 	RET
 
 overwrite832:
-	VMOVUPS Z0, (DX)
-	VMOVUPS Z1, 64(DX)
-	ADDQ R8, DX
-	VMOVUPS Z2, (DX)
-	VMOVUPS Z3, 64(DX)
-	ADDQ R8, DX
-	VMOVUPS Z4, (DX)
-	VMOVUPS Z5, 64(DX)
-	ADDQ R8, DX
-	VMOVUPS Z6, (DX)
-	VMOVUPS Z7, 64(DX)
-	ADDQ R8, DX
-	VMOVUPS Z8, (DX)
-	VMOVUPS Z9, 64(DX)
-	ADDQ R8, DX
-	VMOVUPS Z10, (DX)
-	VMOVUPS Z11, 64(DX)
-	ADDQ R8, DX
-	VMOVUPS Z12, (DX)
-	VMOVUPS Z13, 64(DX)
-	ADDQ R8, DX
-	VMOVUPS Z14, (DX)
-	VMOVUPS Z15, 64(DX)
+	STORE832
 	VZEROUPPER
 	RET
 
@@ -737,5 +744,74 @@ overwrite816:
 	VMOVUPS Z6, (DX)
 	ADDQ R8, DX
 	VMOVUPS Z7, (DX)
+	VZEROUPPER
+	RET
+
+// func kernel8x32seg(segs, kseg int, a *float32, offs *int, lda int, b *float32, c *float32, ldc int, store bool)
+//
+// kernel8x32 for an A gathered from segs segments of kseg columns: segment
+// t of A's eight rows starts at a + offs[t] (in values), rows lda apart,
+// and B is packed (32 values a row), one row per k step across all
+// segments. A convolution's output is this product with A's segments the
+// taps' windows of the input image (shifted copies, see conv_forward.go),
+// so the input is never lowered.
+TEXT ·kernel8x32seg(SB), NOSPLIT, $0-65
+	MOVQ segs+0(FP), R13
+	MOVQ offs+24(FP), AX
+	MOVQ lda+32(FP), R10
+	SHLQ $2, R10
+	MOVQ $4, BX
+	MOVQ b+40(FP), DI
+	MOVQ $128, R9
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+
+seg832:
+	MOVQ (AX), SI
+	SHLQ $2, SI
+	ADDQ a+16(FP), SI
+	LEAQ (SI)(R10*2), R11
+	ADDQ R10, R11
+	LEAQ (R11)(R10*2), R12
+	ADDQ R10, R12
+	MOVQ kseg+8(FP), CX
+
+seg832loop:
+	VMOVUPS (DI), Z16
+	VMOVUPS 64(DI), Z17
+	STEP832
+	DECQ CX
+	JNZ seg832loop
+	ADDQ $8, AX
+	DECQ R13
+	JNZ seg832
+
+	MOVBLZX store+64(FP), AX
+	TESTQ AX, AX
+	JNZ overwriteseg
+	ADD832
+	VZEROUPPER
+	RET
+
+overwriteseg:
+	STORE832
 	VZEROUPPER
 	RET

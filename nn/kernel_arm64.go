@@ -50,3 +50,10 @@ func transposedA() bool { return false }
 func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32, ldc int, store, stream bool) {
 	panic("nn: kernelT without transposedA")
 }
+
+// segKernel: no kernel here gathers A from segments.
+func segKernel() bool { return false }
+
+func kernelSeg(kseg int, a []float32, offs []int, lda int, b []float32, c []float32, ldc int, store bool) {
+	panic("nn: kernelSeg without segKernel")
+}
