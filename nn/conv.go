@@ -26,7 +26,8 @@ type Conv2D struct {
 	// weights packed once per call (packed).
 	cols   []float32
 	packed []float32
-	offs   []int // each tap's offset into the shifted images (conv_forward.go)
+	offs   []int   // each tap's offset into the shifted images (conv_forward.go)
+	back   *Conv2D // the transposed convolution that computes dx (implicitData)
 	y      []float32
 	dx     []float32
 
@@ -88,7 +89,11 @@ func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	default:
 		l.cols = grow(l.cols, n*P*K)
 	}
-	record(blas.NoTrans, blas.Trans, n*P, F, K) // run by ranges of samples
+	if l.implicitForward() {
+		l.recordImplicit(false)
+	} else {
+		record(blas.NoTrans, blas.Trans, n*P, F, K) // run by ranges of samples
+	}
 	parallel(n, l.fwd)
 	return l.y
 }
@@ -161,7 +166,7 @@ func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	}
 	sumRows(l.db, dy, n*P, F)
 	if l.implicitWeights() {
-		l.recordWeights()
+		l.recordImplicit(true)
 		clear(l.dwt)
 		parallel((F+mr-1)/mr, l.weights)
 	} else {
@@ -169,6 +174,9 @@ func (l *Conv2D) Backward(dy []float32, n int, needDx bool) []float32 {
 	}
 	if !needDx {
 		return nil
+	}
+	if l.implicitData() {
+		return l.backData(dy, n)
 	}
 	l.dx = grow(l.dx, n*l.h*l.w*l.c)
 	record(blas.NoTrans, blas.NoTrans, n*P, K, F)

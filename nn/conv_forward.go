@@ -73,3 +73,66 @@ func (l *Conv2D) forwardImplicit(lo, hi int, buf *gemmBuf) {
 		}
 	}
 }
+
+// implicitData says whether Backward computes the input gradient as a
+// convolution too: the gradient of a stride-1 convolution with respect to
+// its input is dy convolved, with padding k-1-pad, by the weights flipped
+// in both axes with filters and channels swapped (l.back), which
+// implicitForward runs without lowering dy (no col2im either).
+func (l *Conv2D) implicitData() bool {
+	return segKernel() && l.stride == 1 && l.pad <= l.k-1 && l.filters%nr == 0 && l.w <= kc
+}
+
+// backData returns the input gradient of dy by the transposed convolution.
+func (l *Conv2D) backData(dy []float32, n int) []float32 {
+	K, C, F, k := l.patch(), l.c, l.filters, l.k
+	if l.back == nil {
+		l.back = NewConv2D(Shape{F, l.oh, l.ow}, C, k, 1, k-1-l.pad, false)
+		np := l.back.NumParams()
+		l.back.Bind(make([]float32, np), make([]float32, np)) // bias stays zero
+	}
+	// back.wt[c][ky][kx][f] = wt[f][k-1-ky][k-1-kx][c].
+	bt, kb := l.back.wt, k*k*F
+	for f := range F {
+		for t := range k * k {
+			src := l.wt[f*K+t*C : f*K+t*C+C]
+			ft := k*k - 1 - t // (k-1-ky)·k + (k-1-kx)
+			for c, v := range src {
+				bt[c*kb+ft*F+f] = v
+			}
+		}
+	}
+	return l.back.Forward(dy, n, false)
+}
+
+// recordImplicit records a product that runs without a lowered operand
+// (the forward pass or the weight gradient) as the GEMM it stands for
+// (StepGEMMs), with a Run that times it on a layer of the same geometry.
+func (l *Conv2D) recordImplicit(weights bool) {
+	if recorder.Load() == nil {
+		return // the closures below would allocate on every step
+	}
+	shape := Shape{l.c, l.h, l.w}
+	filters, k, stride, pad, relu, n := l.filters, l.k, l.stride, l.pad, l.relu, l.n
+	s := GEMMShape{TB: true, M: n * l.oh * l.ow, N: filters, K: l.patch(), Implicit: true}
+	if weights {
+		s = GEMMShape{TA: true, M: filters, N: l.patch(), K: n * l.oh * l.ow, Implicit: true}
+	}
+	s.run = func() func() {
+		c := NewConv2D(shape, filters, k, stride, pad, relu)
+		fill := randomFill()
+		np := c.NumParams()
+		c.Bind(fill(np), make([]float32, np))
+		x, dy := fill(n*shape.Size()), fill(n*c.oh*c.ow*filters)
+		c.Forward(x, n, true)
+		if !weights {
+			return func() { c.Forward(x, n, true) }
+		}
+		c.dy = dy
+		return func() {
+			clear(c.dwt)
+			parallel((filters+mr-1)/mr, c.weights)
+		}
+	}
+	recordShape(s)
+}

@@ -112,25 +112,3 @@ func (l *Conv2D) shift(dst, x []float32, vpad int) {
 		}
 	}
 }
-
-// recordWeights records the weight gradient as the GEMM it stands for
-// (StepGEMMs), with a Run that times it on a layer of the same geometry.
-func (l *Conv2D) recordWeights() {
-	if recorder.Load() == nil {
-		return // the closures below would allocate on every step
-	}
-	shape := Shape{l.c, l.h, l.w}
-	filters, k, stride, pad, relu, n := l.filters, l.k, l.stride, l.pad, l.relu, l.n
-	recordShape(GEMMShape{TA: true, M: l.filters, N: l.patch(), K: n * l.oh * l.ow, Implicit: true,
-		run: func() func() {
-			c := NewConv2D(shape, filters, k, stride, pad, relu)
-			fill := randomFill()
-			np := c.NumParams()
-			c.Bind(fill(np), make([]float32, np))
-			c.x, c.dy, c.n = fill(n*shape.Size()), fill(n*c.oh*c.ow*filters), n
-			return func() {
-				clear(c.dwt)
-				parallel((filters+mr-1)/mr, c.weights)
-			}
-		}})
-}

@@ -11,8 +11,9 @@ import (
 
 // TestImplicitWeightsMatchLowered compares the weight gradient computed
 // from the shifted input images with dyᵀ·cols computed by gonum, and the
-// output computed a chunk of samples at a time against packed weights
-// with cols·Wᵀ + b, for
+// output (computed from the shifted images by the segmented kernel, or a
+// chunk of samples at a time) with cols·Wᵀ + b, and the input gradient
+// (the transposed convolution where implicitData) with col2im(dy·W), for
 // geometries that exercise partial slivers of filters, several k-blocks of
 // output rows, taps that fall wholly in the padding and a 1×1 kernel.
 func TestImplicitWeightsMatchLowered(t *testing.T) {
@@ -23,6 +24,8 @@ func TestImplicitWeightsMatchLowered(t *testing.T) {
 		{32, 5, 5, 7, 3, 2, 2},    // corner windows wholly in the padding
 		{32, 6, 8, 9, 1, 0, 2},
 		{64, 4, 11, 17, 5, 3, 1},
+		{32, 7, 9, 32, 3, 0, 2}, // dx with padding 2
+		{32, 6, 6, 64, 5, 4, 1}, // dx with padding 0
 	}
 	if !kernelReadsBInPlace {
 		t.Skip("the Go kernel does not read B in place: convolutions keep the lowered input")
@@ -69,7 +72,19 @@ func TestImplicitWeightsMatchLowered(t *testing.T) {
 				for i := range l.dwt {
 					l.dwt[i] = float32(math.NaN()) // Backward must overwrite every value
 				}
-				l.Backward(dy, g.n, false)
+				dx := l.Backward(dy, g.n, true)
+				if g.filters%nr == 0 && segKernel() && !l.implicitData() {
+					t.Fatal("input gradient not computed as a convolution")
+				}
+				dcols := make([]float32, g.n*P*K)
+				gonumGemm(blas.NoTrans, blas.NoTrans, g.n*P, K, g.filters, dy, g.filters, l.wt, K, 0, dcols, K)
+				wantDx := make([]float32, len(x))
+				l.col2im(wantDx, dcols, 0, g.n)
+				for i, w := range wantDx {
+					if d := math.Abs(float64(dx[i] - w)); !(d <= 1e-3*(1+math.Abs(float64(w)))) {
+						t.Fatalf("dx[%d] = %v, want %v", i, dx[i], w)
+					}
+				}
 				for i, w := range want {
 					if d := math.Abs(float64(l.dwt[i] - w)); !(d <= 1e-3*(1+math.Abs(float64(w)))) {
 						t.Fatalf("dW[%d] (filter %d, patch %d) = %v, want %v", i, i/K, i%K, l.dwt[i], w)

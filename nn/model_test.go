@@ -159,9 +159,17 @@ func TestStepGEMMsListsTheStep(t *testing.T) {
 	calls := m.StepGEMMs(4)
 	// The second convolution's weight gradient reads the input image
 	// where there is an assembly kernel (conv_weights.go).
-	implicit := ""
-	if m.layers[2].(*Conv2D).implicitWeights() {
+	conv := m.layers[2].(*Conv2D)
+	implicit, forward, data := "", "2 conv2d forward 784×64×800 NT", "2 conv2d backward 784×800×64 NN"
+	if conv.implicitWeights() {
 		implicit = " implicit"
+	}
+	if conv.implicitForward() {
+		forward += " implicit"
+	}
+	if conv.implicitData() {
+		// dx as the transposed convolution: 32 filters over 25·64 values.
+		data = "2 conv2d backward 784×32×1600 NT implicit"
 	}
 	var got []string
 	for _, c := range calls {
@@ -169,7 +177,7 @@ func TestStepGEMMsListsTheStep(t *testing.T) {
 	}
 	want := []string{
 		"0 conv2d forward 3136×32×25 NT",
-		"2 conv2d forward 784×64×800 NT",
+		forward,
 		"5 dense forward 4×512×3136 NN",
 		"6 dense forward 4×10×512 NN",
 		"6 dense backward 512×10×4 TN",
@@ -177,7 +185,7 @@ func TestStepGEMMsListsTheStep(t *testing.T) {
 		"5 dense backward 3136×512×4 TN",
 		"5 dense backward 4×3136×512 NT",
 		"2 conv2d backward 64×800×784 TN" + implicit,
-		"2 conv2d backward 784×800×64 NN",
+		data,
 		"0 conv2d backward 32×25×3136 TN",
 	}
 	if !slices.Equal(got, want) {
