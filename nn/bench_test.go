@@ -71,6 +71,12 @@ func BenchmarkDense784x128(b *testing.B) {
 	benchLayer(b, NewDense(784, 128, true), Shape{784}, 16)
 }
 
+// BenchmarkDense3136x512 is the CNN's first dense layer: its weights (6.4
+// MB) stream from L3 or memory in each pass.
+func BenchmarkDense3136x512(b *testing.B) {
+	benchLayer(b, NewDense(3136, 512, true), Shape{3136}, 16)
+}
+
 func BenchmarkConv2D5x5x32to64(b *testing.B) {
 	in := Shape{32, 14, 14}
 	benchLayer(b, NewConv2D(in, 64, 5, 1, 2, true), in, 16)
