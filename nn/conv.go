@@ -6,10 +6,13 @@ import (
 	"gonum.org/v1/gonum/blas"
 )
 
-// Conv2D is a 2-D convolution over channel-last images. The whole batch is
-// lowered with im2col into one (n·P × K) matrix, P output positions per
-// sample and K = kh·kw·C values per patch, so forward and backward are one
-// GEMM each instead of one per sample.
+// Conv2D is a 2-D convolution over channel-last images, computed as GEMMs
+// over the lowered input (im2col: one row of K = kh·kw·C values per output
+// position, P positions per sample). A stride-1 convolution whose channels
+// fill whole kernel strips never materialises the lowered batch: its
+// weight gradient reads shifted copies of the input (conv_weights.go), and
+// on AVX-512 its forward pass and input gradient do too (conv_forward.go);
+// elsewhere its forward pass lowers one sample at a time into L2.
 type Conv2D struct {
 	c, h, w     int // input
 	filters, k  int
@@ -21,9 +24,10 @@ type Conv2D struct {
 	dwt, db []float32
 
 	// cols is the im2col of the last input, kept for Backward's weight
-	// gradient unless that reads the input itself (implicitWeights); then
-	// each core lowers a chunk of samples at a time into L2, against
-	// weights packed once per call (packed).
+	// gradient unless that reads the input itself (implicitWeights).
+	// packed holds the weights packed once per Forward: for the chunks
+	// of samples lowered into L2 (chunked), or as whole-K strips for the
+	// segmented kernel (implicitForward).
 	cols   []float32
 	packed []float32
 	offs   []int   // each tap's offset into the shifted images (conv_forward.go)
@@ -83,15 +87,13 @@ func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	switch {
 	case l.implicitForward():
 		l.prepareImplicit()
+		l.recordImplicit(false)
 	case l.chunked():
 		g := gemmArgs{tb: true, n: F, k: K, b: l.wt, ldb: K}
 		l.packed = packAllB(&g, l.packed)
+		record(blas.NoTrans, blas.Trans, n*P, F, K) // run by chunks of samples
 	default:
 		l.cols = grow(l.cols, n*P*K)
-	}
-	if l.implicitForward() {
-		l.recordImplicit(false)
-	} else {
 		record(blas.NoTrans, blas.Trans, n*P, F, K) // run by ranges of samples
 	}
 	parallel(n, l.fwd)

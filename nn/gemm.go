@@ -170,9 +170,10 @@ type gemmArgs struct {
 	c       []float32
 	ldc     int
 
-	// packed, when set, is op(b) already packed by packAllB: a GEMM
-	// repeated on many blocks of A against the same B (a convolution's
-	// weights, one chunk of samples at a time) packs it once.
+	// packed, when set, is op(b) already packed by packAllB (so n ≤ nc,
+	// one column block): a GEMM repeated on many blocks of A against the
+	// same B (a convolution's weights, one chunk of samples at a time)
+	// packs it once.
 	packed []float32
 }
 
