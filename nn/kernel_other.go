@@ -43,24 +43,3 @@ const kernelReadsBInPlace = false
 // on amd64): the MLP's products (at most 1.6M) ran 90% faster with the
 // kernel, the CNN's (20M and more) 15% slower.
 var goKernelMax = 1 << 22
-
-// wide: the Go kernel has no half-width variant.
-const wide = false
-
-func kernelHalf(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, store bool) {
-	panic("nn: no half-width kernel in this build")
-}
-
-// transposedA: no kernel here reads a transposed A in place.
-func transposedA() bool { return false }
-
-func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32, ldc int, store, stream bool) {
-	panic("nn: kernelT without transposedA")
-}
-
-// segKernel: no kernel here gathers A from segments.
-func segKernel() bool { return false }
-
-func kernelSeg(kseg int, a []float32, offs []int, lda int, b []float32, c []float32, ldc int, store bool) {
-	panic("nn: kernelSeg without segKernel")
-}
