@@ -51,8 +51,8 @@ type Calibration struct {
 }
 
 // Calibrate measures this machine as a scenario device: the engine's step
-// time across mini-batch sizes, fitted as a fixed cost per step plus FLOPs
-// at a rate, and the CPU cost of a message, fitted as a fixed part plus a
+// time across mini-batch sizes (the device's step times, and fitted as a
+// fixed cost per step plus FLOPs at a rate for any other work), and the CPU cost of a message, fitted as a fixed part plus a
 // part per byte and split evenly between the sender and the receiver. The
 // link fields (bandwidth, latency) are the network's, not the machine's:
 // they are left for the user.
@@ -100,6 +100,11 @@ func Calibrate(c CalibrateConfig) (Calibration, error) {
 	}
 	cal.Device.GFLOPS = sig3(1 / slope / 1e9)
 	cal.Device.StepOverheadMs = sig3(max(icpt, 0) * 1e3)
+	// The fit prices the server's validation passes and other models;
+	// this model's training is priced by what was measured.
+	for _, p := range cal.Steps {
+		cal.Device.StepTimes = append(cal.Device.StepTimes, sim.StepTime{Batch: p.Batch, Ms: sig3(p.Seconds * 1e3)})
+	}
 
 	for _, n := range c.Sizes {
 		secs, err := messageCost(c, n)

@@ -32,6 +32,14 @@ func TestCalibrateFitsADevice(t *testing.T) {
 	if err := d.Validate(); err != nil || !(d.GFLOPS > 0) {
 		t.Fatalf("device %+v: %v", d, err)
 	}
+	for i, p := range d.StepTimes {
+		if p.Batch != c.Batches[i] || math.Abs(p.Ms-cal.Steps[i].Seconds*1e3) > 0.01*p.Ms {
+			t.Fatalf("step times %+v, measured %+v", d.StepTimes, cal.Steps)
+		}
+	}
+	if len(d.StepTimes) != len(c.Batches) {
+		t.Fatalf("step times %+v for mini-batches %v", d.StepTimes, c.Batches)
+	}
 	if _, err := Calibrate(CalibrateConfig{Model: "resnet"}); err == nil {
 		t.Fatal("an unknown model was calibrated")
 	}

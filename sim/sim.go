@@ -183,6 +183,7 @@ type simulation struct {
 	jobs              int64 // chunk jobs started
 	seed              uint64
 	fwdFLOPs          int64
+	trainFLOPs        int64 // a trained sample's forward and backward
 	faults            *rand.Rand
 
 	res         Result
@@ -228,7 +229,7 @@ func newSimulation(env *Env, opts Options) (*simulation, error) {
 	s := &simulation{env: env, sc: sc, opts: opts, model: m, target: harness.Target{Accuracy: sc.TargetAccuracy},
 		faults: rand.New(rand.NewPCG(seed, 0x6661756c74)), // "fault"
 		host:   newHost(sc.HostCores)}
-	s.fwdFLOPs, _ = m.FLOPs()
+	s.fwdFLOPs, s.trainFLOPs = m.FLOPs()
 	s.cost = &train.ChunkTrainer{Model: m, Data: env.Train, LR: opts.Hyper.LocalLR}
 	threads := opts.Threads
 	if threads <= 0 {
@@ -518,7 +519,7 @@ func (s *simulation) meter(at Time) {
 // due (see chunkJob). The work trains on the model the worker holds now,
 // with shuffles seeded by the run's seed and the job's number.
 func (s *simulation) train(w *simWorker, work protocol.Work) {
-	samples, steps, flops := s.cost.Cost(work)
+	samples, _, flops := s.cost.Cost(work)
 	_, tested := protocol.SplitChunk(len(work.Chunk.Indices), work.HoldOut)
 	var ref []float32
 	if s.server.Policy().GainGate {
@@ -526,7 +527,9 @@ func (s *simulation) train(w *simWorker, work protocol.Work) {
 		flops += int64(tested) * s.fwdFLOPs // the global model's held-out pass
 		tested *= 2
 	}
-	dt := w.dev.computeTime(float64(flops), steps)
+	trained, _ := work.Split()
+	trainFLOPs := int64(samples) * s.trainFLOPs
+	dt := w.dev.trainTime(len(trained), work.MiniBatch, work.Epochs, s.trainFLOPs) + w.dev.computeTime(float64(flops-trainFLOPs), 0)
 	s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
 		Samples: samples, Tested: tested, Seconds: dt.Seconds()})
 	w.cpu = s.host.run(s.now, max(s.now, w.cpu), dt, w.dev.Slowdown)

@@ -228,9 +228,36 @@ func TestDeviceCosts(t *testing.T) {
 	}
 }
 
+// Measured step times price training instead of FLOPs: interpolated
+// between the measured mini-batches, extended beyond them, and the last,
+// partial mini-batch of a pass priced at its own size.
+func TestDeviceStepTimes(t *testing.T) {
+	d := Device{GFLOPS: 1, StepOverheadMs: 100, StepTimes: []StepTime{{1, 0.5}, {16, 2}, {64, 8}}}
+	ms := func(v Time) float64 { return float64(v) / float64(time.Millisecond) }
+	for _, c := range []struct {
+		n, batch, epochs int
+		want             float64
+	}{
+		{16, 16, 1, 2},          // one measured step, FLOPs and overhead ignored
+		{64, 16, 3, 3 * 4 * 2},  // four steps a pass, three passes
+		{40, 32, 1, 4 + 1.2},    // 32 a third of the way from 16 to 64, then a step of 8 between 1 and 16
+		{128, 128, 1, 8 + 64/8}, // beyond the last point, along the last segment
+		{10, 64, 1, 0.5 + 1.5*9/15},
+	} {
+		if got := ms(d.trainTime(c.n, c.batch, c.epochs, 1e9)); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%d samples in mini-batches of %d, %d epochs: %v ms, want %v", c.n, c.batch, c.epochs, got, c.want)
+		}
+	}
+	// Without step times the device is priced by FLOPs and overhead.
+	d.StepTimes = nil
+	if got, want := d.trainTime(64, 16, 1, 1e7), d.computeTime(64e7, 4); got != want {
+		t.Fatalf("without step times: %v, want %v", got, want)
+	}
+}
+
 // The costs reach the run: the same scenario with a step overhead and
-// message costs takes more virtual time to the same number of updates, and
-// the message costs grow with the bytes sent.
+// message costs, or with slow measured step times, takes more virtual time
+// to the same number of updates.
 func TestDeviceCostsSlowTheRun(t *testing.T) {
 	env := tinyEnv(t)
 	opts := Options{Settings: tinySettings("localsgd"), Hyper: harness.Hyper{LocalLR: 0.05, ServerLR: 0.05}}
@@ -258,6 +285,22 @@ func TestDeviceCostsSlowTheRun(t *testing.T) {
 	if *slow.UpdatesToTarget != *free.UpdatesToTarget || !(*slow.TimeToTargetS > *free.TimeToTargetS) {
 		t.Fatalf("free: %d updates in %.3f s; costly: %d in %.3f s", *free.UpdatesToTarget, *free.TimeToTargetS, *slow.UpdatesToTarget, *slow.TimeToTargetS)
 	}
+	// Measured step times replace the FLOP rate: 10 ms a sample is far
+	// slower than the tiny scenario's devices.
+	timed := *env
+	sc = *env.Scenario
+	sc.Workers = append([]WorkerGroup(nil), sc.Workers...)
+	for i := range sc.Workers {
+		sc.Workers[i].StepTimes = []StepTime{{Batch: 1, Ms: 10}, {Batch: 2, Ms: 20}}
+	}
+	timed.Scenario = &sc
+	stepped, _, err := Run(&timed, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *stepped.UpdatesToTarget != *free.UpdatesToTarget || !(*stepped.TimeToTargetS > 2**free.TimeToTargetS) {
+		t.Fatalf("free: %d updates in %.3f s; step times: %d in %.3f s", *free.UpdatesToTarget, *free.TimeToTargetS, *stepped.UpdatesToTarget, *stepped.TimeToTargetS)
+	}
 }
 
 func TestScenarioNamesBadCost(t *testing.T) {
@@ -266,6 +309,20 @@ func TestScenarioNamesBadCost(t *testing.T) {
 	_, err := ParseScenario(b)
 	if err == nil || err.Error() != "workers[0] (pi).msg_cpu_ms = -1, want >= 0" {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestScenarioNamesBadStepTimes(t *testing.T) {
+	for _, c := range []struct{ steps, want string }{
+		{`[{"batch":16,"ms":0.1},{"batch":8,"ms":0.05}]`, "workers[0] (pi).step_times[1].batch = 8, want >= 1 and above the previous entry's"},
+		{`[{"batch":0,"ms":0.1}]`, "workers[0] (pi).step_times[0].batch = 0, want >= 1 and above the previous entry's"},
+		{`[{"batch":16,"ms":0}]`, "workers[0] (pi).step_times[0].ms = 0, want > 0"},
+	} {
+		b := []byte(`{"dataset":"x","model":"mlp","target_accuracy":0.8,"time_budget_s":10,"ps":{"gflops":1,"bandwidth_mbps":1},
+			"workers":[{"name":"pi","count":1,"gflops":1,"bandwidth_mbps":1,"step_times":` + c.steps + `}]}`)
+		if _, err := ParseScenario(b); err == nil || err.Error() != c.want {
+			t.Errorf("%s: %v, want %s", c.steps, err, c.want)
+		}
 	}
 }
 
