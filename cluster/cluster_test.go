@@ -697,3 +697,44 @@ func TestChunkPoliciesEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// A slowed worker sleeps in proportion to the CPU time its training took,
+// not to its wall time: on a shared machine the wait for a core would be
+// multiplied too. The injected CPU clock says each chunk took 20 ms of
+// CPU, far more than the fixture's chunks take on the wall clock, so each
+// chunk must take at least the 40 ms a worker slowed 3 times sleeps.
+func TestSlowdownSleepsOffCPUTime(t *testing.T) {
+	net := newFixtureNet()
+	ps := startFixturePS(t, func(c *PSConfig) {
+		c.Settings.MinWorkers, c.Target = 1, 0.6
+		net.server(c)
+	})
+	var mu sync.Mutex
+	var cpu time.Duration
+	var took []time.Duration
+	w := net.worker(WorkerConfig{Name: "slow", Memory: 1 << 30, Cores: 1, Slowdown: 3,
+		CPUTime: func() time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			cpu += 20 * time.Millisecond // read before and after each chunk
+			return cpu
+		},
+		OnTrained: func(_, _ int, d time.Duration) {
+			mu.Lock()
+			took = append(took, d)
+			mu.Unlock()
+		}})
+	if sum := runWorkers(t, ps, w); !sum.ReachedTarget {
+		t.Fatalf("summary %+v", sum)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(took) == 0 {
+		t.Fatal("no chunk trained")
+	}
+	for i, d := range took {
+		if d < 40*time.Millisecond {
+			t.Fatalf("chunk %d took %v of %v: the sleep did not follow the CPU clock", i, d, took)
+		}
+	}
+}

@@ -241,7 +241,7 @@ func (s *session) train(w protocol.Work) error {
 		local.Chunk.Indices[i] = int32(i)
 	}
 	s.ct.Data = d
-	start := time.Now()
+	start, cpu := time.Now(), s.cfg.CPUTime()
 	base := 0.0
 	if s.gainGate {
 		base = s.ct.HeldOutLoss(s.global, local)
@@ -249,7 +249,7 @@ func (s *session) train(w protocol.Work) error {
 	res := s.ct.Chunk(s.params, local, s.rng, s.grad)
 	s.grad = res.Grad
 	if s.cfg.Slowdown > 1 {
-		time.Sleep(time.Duration(float64(time.Since(start)) * (s.cfg.Slowdown - 1)))
+		time.Sleep(time.Duration(float64(s.cfg.CPUTime()-cpu) * (s.cfg.Slowdown - 1)))
 	}
 	took := time.Since(start)
 	if s.cfg.OnTrained != nil {

@@ -24,8 +24,15 @@ type WorkerConfig struct {
 	Memory int64
 	Cores  int
 	// Slowdown makes a fast machine behave like one Slowdown times slower:
-	// after each chunk it sleeps (Slowdown-1) times the training time.
+	// after each chunk it sleeps (Slowdown-1) times the CPU time the
+	// training took. Not the wall time: on a machine shared with other
+	// workers (hermes demo), a wait for a core would be multiplied by
+	// Slowdown, a cost no device of that speed on its own would pay.
 	Slowdown float64
+	// CPUTime, when set, returns the CPU time the worker's process has
+	// used so far (tests inject it); nil: the operating system's account,
+	// or the wall clock where there is none.
+	CPUTime  func() time.Duration
 	Seed     uint64
 	Security Security
 	Log      *slog.Logger
@@ -56,6 +63,9 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	}
 	if cfg.GiveUp == 0 {
 		cfg.GiveUp = 10 * time.Minute
+	}
+	if cfg.CPUTime == nil {
+		cfg.CPUTime = processCPUTime
 	}
 	if !ValidName(cfg.Name) || cfg.Name == "ps" {
 		return fmt.Errorf("worker name %q: use letters, digits, - and _ (and not \"ps\")", cfg.Name)

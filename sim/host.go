@@ -26,7 +26,7 @@ func newHost(cores int) *host {
 //
 // A device slowed down s times (Device.Slowdown) computes cost/s and then
 // sleeps s-1 times as long as its computing took, as `hermes worker
-// --slowdown` does: the wait for a core is slowed down too. A nil host
+// --slowdown` does: its CPU time, not its wait for a core. A nil host
 // runs everything at once.
 func (h *host) run(now, from, cost Time, slowdown float64) Time {
 	if h == nil || cost == 0 {
@@ -57,7 +57,7 @@ func (h *host) run(now, from, cost Time, slowdown float64) Time {
 	spans[bestAt] = span{best, best + busy}
 	h.cores[bestCore] = spans
 	if slowdown > 1 {
-		return from + Time(slowdown*float64(best+busy-from))
+		return best + Time(slowdown*float64(busy))
 	}
 	return best + busy
 }
