@@ -24,7 +24,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 demo_h=$(cat "$tmp"/demo-hermes-*.json | jq -r 'if .reached_target then .train_seconds else "inf" end' | median)
 sim_h=$(jq -r '.results[] | select(.policy=="hermes") | .time_to_target_s' "$tmp/sim.json")
 for p in $policies; do
-	all=$(cat "$tmp"/demo-$p-*.json | jq -r 'if .reached_target then .train_seconds else "inf" end' | tr '\n' ' ')
+	all=$(cat "$tmp"/demo-$p-*.json | jq -r 'if .reached_target then .train_seconds * 100 | round / 100 else "inf" end' | paste -sd, | sed 's/,/, /g')
 	d=$(cat "$tmp"/demo-$p-*.json | jq -r 'if .reached_target then .train_seconds else "inf" end' | median)
 	s=$(jq -r --arg p "$p" '.results[] | select(.policy==$p) | .time_to_target_s' "$tmp/sim.json")
 	awk -v p="$p" -v d="$d" -v dh="$demo_h" -v s="$s" -v sh="$sim_h" -v all="$all" 'BEGIN {
