@@ -44,6 +44,7 @@ func BenchmarkTrainStepLogreg16(b *testing.B) { benchStep(b, "logreg", 16) }
 func BenchmarkTrainStepMLP16(b *testing.B)    { benchStep(b, "mlp", 16) }
 func BenchmarkTrainStepMLP64(b *testing.B)    { benchStep(b, "mlp", 64) }
 func BenchmarkTrainStepCNN16(b *testing.B)    { benchStep(b, "cnn", 16) }
+func BenchmarkTrainStepCNN64(b *testing.B)    { benchStep(b, "cnn", 64) }
 
 // benchLayer measures forward + backward of one layer.
 func benchLayer(b *testing.B, l Layer, in Shape, batch int) {
