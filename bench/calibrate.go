@@ -51,9 +51,10 @@ type Calibration struct {
 }
 
 // Calibrate measures this machine as a scenario device: the engine's step
-// time across mini-batch sizes (the device's step times, and fitted as a
-// fixed cost per step plus FLOPs at a rate for any other work), and the CPU cost of a message, fitted as a fixed part plus a
-// part per byte and split evenly between the sender and the receiver. The
+// time across mini-batch sizes (kept as the device's step times, and
+// fitted as a fixed cost per step plus FLOPs at a rate for other work),
+// and the CPU cost of a message, fitted as a fixed part plus a part per
+// byte and split evenly between the sender and the receiver. The
 // link fields (bandwidth, latency) are the network's, not the machine's:
 // they are left for the user.
 func Calibrate(c CalibrateConfig) (Calibration, error) {

@@ -103,7 +103,8 @@ func (d Device) trainTime(n, batch, epochs int, flops int64) Time {
 
 // stepMs interpolates the measured step times linearly in the mini-batch,
 // extending the end segments beyond the measured range (never below a
-// tenth of the nearest measurement: a step is never free).
+// tenth of the nearest measurement: a step is never free). A single
+// measurement is taken as a time per sample.
 func (d Device) stepMs(b int) float64 {
 	p := d.StepTimes
 	if len(p) == 1 {
@@ -138,6 +139,9 @@ func (d Device) check(name string) error {
 	if err := checkField(name+".slowdown", d.Slowdown, false); err != nil {
 		return err
 	}
+	if d.Slowdown > 0 && d.Slowdown < 1 {
+		return fmt.Errorf("%s.slowdown = %v, want 0 or >= 1", name, d.Slowdown)
+	}
 	for i, p := range d.StepTimes {
 		f := fmt.Sprintf("%s.step_times[%d]", name, i)
 		if p.Batch < 1 || (i > 0 && p.Batch <= d.StepTimes[i-1].Batch) {
@@ -146,9 +150,6 @@ func (d Device) check(name string) error {
 		if err := checkField(f+".ms", p.Ms, true); err != nil {
 			return err
 		}
-	}
-	if d.Slowdown > 0 && d.Slowdown < 1 {
-		return fmt.Errorf("%s.slowdown = %v, want 0 or >= 1", name, d.Slowdown)
 	}
 	return nil
 }
