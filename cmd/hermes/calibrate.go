@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,6 +21,7 @@ func cmdCalibrate(args []string, stdout io.Writer) error {
 	c := bench.CalibrateConfig{Batches: []int{1, 2, 4, 8, 16, 32, 64}, Sizes: []int{1 << 10, 64 << 10, 512 << 10, 2 << 20}, PerSize: 40}
 	fs.StringVar(&c.Model, "model", "mlp", "built-in model whose training step is timed: logreg, mlp or cnn")
 	fs.DurationVar(&c.Budget, "budget", 600*time.Millisecond, "measuring time per mini-batch size")
+	batches := fs.String("batches", "1,2,4,8,16,32,64", "mini-batch sizes the step is timed at, ascending (cover the allocator's mini_batches)")
 	threads := fs.Int("threads", 1, "cores the engine uses (a device entry is one worker process)")
 	transport := fs.String("transport", "nats", "message path measured: nats (an embedded server on loopback, as hermes demo runs) or wire (encoding only)")
 	bw := fs.Float64("bandwidth-mbps", 8000, "link bandwidth written into the entry (the network's, not measured)")
@@ -29,6 +32,17 @@ func cmdCalibrate(args []string, stdout io.Writer) error {
 	}
 	if err := setThreads(*threads); err != nil {
 		return err
+	}
+	c.Batches = c.Batches[:0]
+	for _, f := range strings.Split(*batches, ",") {
+		b, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || b < 1 || b > 4096 || (len(c.Batches) > 0 && b <= c.Batches[len(c.Batches)-1]) {
+			return fmt.Errorf("calibrate: --batches %q: %q is not a mini-batch in 1..4096 above the one before it", *batches, f)
+		}
+		c.Batches = append(c.Batches, b)
+	}
+	if len(c.Batches) < 2 {
+		return fmt.Errorf("calibrate: --batches %q: want at least two sizes (the fit needs two)", *batches)
 	}
 	switch *transport {
 	case "wire":

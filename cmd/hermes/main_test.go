@@ -151,6 +151,8 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		{"ps without data", []string{"ps"}, []string{"no data"}},
 		{"worker without a server", []string{"worker", "--ps", "nats://127.0.0.1:1", "--name", "x", "--give-up", "1s"}, []string{"worker x", "connect nats://127.0.0.1:1"}},
 		{"worker with a bad slowdown", []string{"worker", "--slowdown", "0.5"}, []string{"slowdown = 0.5"}},
+		{"calibrate, batches out of order", []string{"calibrate", "--batches", "16,8"}, []string{"--batches", `"16,8"`, `"8"`, "above the one before it"}},
+		{"calibrate, one batch", []string{"calibrate", "--batches", "16"}, []string{"--batches", "at least two"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { expectErrorLine(t, bin, c.args, false, c.want...) })
