@@ -2,8 +2,8 @@
 # calibrate-demo.sh measures this machine with `hermes calibrate` and writes
 # scenarios/demo-4.json: what `hermes demo` runs (four workers slowed 1, 2,
 # 4 and 8 times, and the server, on this machine over loopback) as a
-# simulation. A worker slowed s times sleeps (s-1) times its training time,
-# so its FLOP rate is divided by s and its step times multiplied by s;
+# simulation. A worker slowed s times sleeps (s-1) times its training's CPU
+# time, so its FLOP rate is divided by s and its step times multiplied by s;
 # message costs are the machine's, unslowed. The server and the workers
 # share this machine's cores (host_cores); a slowed worker holds a core only
 # for the 1/s of its training time it computes. Run from the repository root

@@ -527,9 +527,10 @@ func (s *simulation) train(w *simWorker, work protocol.Work) {
 		flops += int64(tested) * s.fwdFLOPs // the global model's held-out pass
 		tested *= 2
 	}
+	// Training is priced by the device's steps; held-out passes by FLOPs.
 	trained, _ := work.Split()
-	trainFLOPs := int64(samples) * s.trainFLOPs
-	dt := w.dev.trainTime(len(trained), work.MiniBatch, work.Epochs, s.trainFLOPs) + w.dev.computeTime(float64(flops-trainFLOPs), 0)
+	heldOut := flops - int64(samples)*s.trainFLOPs
+	dt := w.dev.trainTime(len(trained), work.MiniBatch, work.Epochs, s.trainFLOPs) + w.dev.computeTime(float64(heldOut), 0)
 	s.trace.Chunks = append(s.trace.Chunks, ChunkPoint{T: s.now.Seconds(), Worker: int(w.id),
 		Samples: samples, Tested: tested, Seconds: dt.Seconds()})
 	w.cpu = s.host.run(s.now, max(s.now, w.cpu), dt, w.dev.Slowdown)

@@ -18,7 +18,7 @@ import (
 
 func cmdCalibrate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
-	c := bench.CalibrateConfig{Batches: []int{1, 2, 4, 8, 16, 32, 64}, Sizes: []int{1 << 10, 64 << 10, 512 << 10, 2 << 20}, PerSize: 40}
+	c := bench.CalibrateConfig{Sizes: []int{1 << 10, 64 << 10, 512 << 10, 2 << 20}, PerSize: 40}
 	fs.StringVar(&c.Model, "model", "mlp", "built-in model whose training step is timed: logreg, mlp or cnn")
 	fs.DurationVar(&c.Budget, "budget", 600*time.Millisecond, "measuring time per mini-batch size")
 	batches := fs.String("batches", "1,2,4,8,16,32,64", "mini-batch sizes the step is timed at, ascending (cover the allocator's mini_batches)")
@@ -33,7 +33,6 @@ func cmdCalibrate(args []string, stdout io.Writer) error {
 	if err := setThreads(*threads); err != nil {
 		return err
 	}
-	c.Batches = c.Batches[:0]
 	for _, f := range strings.Split(*batches, ",") {
 		b, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || b < 1 || b > 4096 || (len(c.Batches) > 0 && b <= c.Batches[len(c.Batches)-1]) {
