@@ -30,7 +30,7 @@ type Conv2D struct {
 	// segmented kernel (implicitForward).
 	cols   []float32
 	packed []float32
-	offs   []int   // each tap's offset into the shifted images (conv_forward.go)
+	taps   taps    // each tap's offset into the shifted images (conv_forward.go)
 	back   *Conv2D // the transposed convolution that computes dx (implicitData)
 	y      []float32
 	dx     []float32

@@ -20,22 +20,42 @@ func (l *Conv2D) implicitForward() bool {
 	return segKernel() && l.implicitWeights()
 }
 
+// taps are the offsets of a segmented A's segments (kernelSeg), checked
+// once when made rather than on every block: none is negative, and last
+// is the largest, which bounds what the kernel reads.
+type taps struct {
+	offs []int
+	last int
+}
+
+// set makes t hold the n offsets offs(0), ..., offs(n-1), reusing its
+// storage.
+func (t *taps) set(offs func(i int) int, n int) {
+	if len(t.offs) != n {
+		t.offs = make([]int, n)
+	}
+	t.last = 0
+	for i := range t.offs {
+		o := offs(i)
+		if o < 0 {
+			panic("nn: negative segment offset")
+		}
+		t.offs[i], t.last = o, max(t.last, o)
+	}
+}
+
 // prepareImplicit packs the weights as nr-filter strips over all K rows
-// (l.packed) and makes the taps' offsets into the shifted images (l.offs).
+// (l.packed) and makes the taps' offsets into the shifted images (l.taps).
 func (l *Conv2D) prepareImplicit() {
 	K, C := l.patch(), l.c
 	g := gemmArgs{tb: true, n: l.filters, k: K, b: l.wt, ldb: K}
 	l.packed = grow(l.packed, K*roundUp(l.filters, nr))
 	packB(&g, l.packed, 0, K, 0, l.filters)
-	if len(l.offs) != l.k*l.k {
-		l.offs = make([]int, l.k*l.k)
-	}
 	img := l.paddedImage()
-	for ky := range l.k {
-		for kx := range l.k {
-			l.offs[ky*l.k+kx] = kx*img + ky*l.ow*C
-		}
-	}
+	l.taps.set(func(t int) int {
+		ky, kx := t/l.k, t%l.k
+		return kx*img + ky*l.ow*C
+	}, l.k*l.k)
 }
 
 // paddedImage is the size of one shifted image with pad zero rows above
@@ -62,10 +82,10 @@ func (l *Conv2D) forwardImplicit(lo, hi int, buf *gemmBuf) {
 				wb := min(nr, F-jr)
 				b := l.packed[jr*l.patch():]
 				if mb == mr && wb == nr {
-					kernelSeg(C, a, l.offs, C, b, y[p0*F+jr:], F, true)
+					kernelSeg(C, a, l.taps, C, b, y[p0*F+jr:], F, true)
 					continue
 				}
-				kernelSeg(C, a, l.offs, C, b, buf.tmp[:], nr, true)
+				kernelSeg(C, a, l.taps, C, b, buf.tmp[:], nr, true)
 				for i := range mb {
 					copy(y[(p0+i)*F+jr:(p0+i)*F+jr+wb], buf.tmp[i*nr:i*nr+wb])
 				}

@@ -88,24 +88,17 @@ func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32
 func segKernel() bool { return wide }
 
 // kernelSeg computes the mr×nr block C (+)= A·B for an A gathered from
-// len(offs) segments of kseg columns, segment t's rows starting at
-// a[offs[t]], lda apart, and a packed B (nr values a row, one row per k
+// the segments of t, kseg columns each, segment i's rows starting at
+// a[t.offs[i]], lda apart, and a packed B (nr values a row, one row per k
 // step across the segments). Only when segKernel.
-func kernelSeg(kseg int, a []float32, offs []int, lda int, b []float32, c []float32, ldc int, store bool) {
-	if len(offs) == 0 || kseg == 0 {
+func kernelSeg(kseg int, a []float32, t taps, lda int, b []float32, c []float32, ldc int, store bool) {
+	if len(t.offs) == 0 || kseg == 0 {
 		return
 	}
-	last := 0
-	for _, o := range offs {
-		if o < 0 {
-			panic("nn: kernelSeg: negative offset")
-		}
-		last = max(last, o)
-	}
-	_ = a[last+(mr-1)*lda+kseg-1]
-	_ = b[len(offs)*kseg*nr-1]
+	_ = a[t.last+(mr-1)*lda+kseg-1]
+	_ = b[len(t.offs)*kseg*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
-	kernel8x32seg(len(offs), kseg, &a[0], &offs[0], lda, &b[0], &c[0], ldc, store)
+	kernel8x32seg(len(t.offs), kseg, &a[0], &t.offs[0], lda, &b[0], &c[0], ldc, store)
 }
 
 //go:noescape

@@ -22,6 +22,6 @@ func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32
 // segKernel: no kernel here gathers A from segments.
 func segKernel() bool { return false }
 
-func kernelSeg(kseg int, a []float32, offs []int, lda int, b []float32, c []float32, ldc int, store bool) {
+func kernelSeg(kseg int, a []float32, t taps, lda int, b []float32, c []float32, ldc int, store bool) {
 	panic("nn: kernelSeg without segKernel")
 }
