@@ -43,6 +43,7 @@ func (p *PS) assign(a protocol.Assign) {
 		d := wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(n), Shape: shape, Y: y[lo:hi]}
 		if raw != nil {
 			d.Bytes, d.Scale, d.Mean, d.Std = raw[lo*size:hi*size], data.ByteScale, p.cfg.Norm.Mean, p.cfg.Norm.Std
+			d.Compressed = p.srv.Policy().CompressChunks
 		} else {
 			d.X = x[lo*size : hi*size]
 		}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -747,5 +748,75 @@ func TestSlowdownSleepsOffCPUTime(t *testing.T) {
 		if d < 40*time.Millisecond {
 			t.Fatalf("chunk %d took %v of %v: the sleep did not follow the CPU clock", i, d, took)
 		}
+	}
+}
+
+// A policy that compresses chunks (hermes) sends a chunk's images
+// zstd-compressed, in fewer bytes than one that does not (hermes-raw),
+// and the worker gets the same samples either way.
+func TestChunksTravelCompressed(t *testing.T) {
+	type got struct {
+		chunk      int64 // the first chunk's id; only its rows are kept
+		bytes      int
+		compressed []bool
+		x          []float32
+	}
+	first := func(policy string) got {
+		net := newFixtureNet()
+		ps := startFixturePS(t, func(c *PSConfig) {
+			c.Settings.Policy, c.Settings.MinWorkers = policy, 1
+			net.server(c)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		runInBackground(ctx, ps)
+		tr := net.client(t, ps, "y")
+		var mu sync.Mutex
+		var g got
+		work := make(chan struct{}, 8)
+		tr.Subscribe("hermes.w.y.*", func(m Msg) {
+			msg, err := wire.Decode(m.Data)
+			if err != nil {
+				t.Errorf("decode: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch msg := msg.(type) {
+			case wire.Data:
+				if len(g.compressed) == 0 {
+					g.chunk = msg.ChunkID
+				}
+				if msg.ChunkID == g.chunk {
+					g.bytes += len(m.Data)
+					g.compressed = append(g.compressed, msg.Compressed)
+					g.x = append(g.x, msg.X...)
+				}
+			case protocol.Work:
+				work <- struct{}{}
+			}
+		})
+		join, _ := wire.Encode(nil, wire.Join{Name: "y", MemoryBytes: 1 << 30, Cores: 1, Version: fmt.Sprint(wire.Version)}, wire.FP32)
+		if _, err := tr.Request(ctx, "hermes.join.y", join); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-work:
+		case <-ctx.Done():
+			t.Fatal("no work arrived")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return g
+	}
+	packed, raw := first("hermes"), first("hermes-raw")
+	if len(packed.compressed) == 0 || !packed.compressed[0] || raw.compressed[0] {
+		t.Fatalf("compressed flags: hermes %v, hermes-raw %v", packed.compressed, raw.compressed)
+	}
+	if !slices.Equal(packed.x, raw.x) {
+		t.Fatal("the compressed chunk holds other samples than the raw one")
+	}
+	if 4*packed.bytes > 3*raw.bytes {
+		t.Fatalf("the first chunk took %d bytes compressed, %d raw", packed.bytes, raw.bytes)
 	}
 }

@@ -55,9 +55,16 @@ var tunedJSON []byte
 // mechanism only.
 var Tuned = mustTuned(tunedJSON)
 
-// Ablations are the policies that differ from hermes in one mechanism and
-// share its tuned values.
-var Ablations = []string{"hermes-nostale", "hermes-nogup", "hermes-noalloc", "hermes-mean", "hermes-gain", "hermes-aim", "hermes-eager", "hermes-testfirst"}
+// borrowed names the policies that are another policy with one mechanism
+// changed and take its tuned values, so that they differ from it in that
+// mechanism only: hermes's ablations and candidates, and the baseline
+// given Hermes's chunk compression.
+var borrowed = map[string]string{
+	"hermes-nostale": "hermes", "hermes-nogup": "hermes", "hermes-noalloc": "hermes", "hermes-mean": "hermes",
+	"hermes-gain": "hermes", "hermes-aim": "hermes", "hermes-eager": "hermes", "hermes-testfirst": "hermes",
+	"hermes-raw": "hermes", "hermes-speed": "hermes", "hermes-deadline": "hermes",
+	"fedasync-zstd": "fedasync",
+}
 
 func mustTuned(b []byte) map[string]Hyper {
 	t, err := ParseTuned(b)
@@ -68,8 +75,11 @@ func mustTuned(b []byte) map[string]Hyper {
 	for p, h := range t.Policies {
 		out[p] = h
 	}
-	for _, a := range Ablations {
-		out[a] = out["hermes"]
+	for p, from := range borrowed {
+		if _, err := protocol.PolicyNamed(p); err != nil {
+			panic(fmt.Sprintf("harness: borrowed values: %v", err))
+		}
+		out[p] = out[from]
 	}
 	return out
 }

@@ -38,6 +38,9 @@ type Allocator struct {
 	// pass is the size of a pass over the training set (0: unknown), which
 	// bounds every chunk to a worker's share of it; see share.
 	pass int
+	// FirstBySpeed caps a worker's first chunk at what it trains in
+	// Settings.UpdateSeconds at the speed it declares (Policy.FirstBySpeed).
+	FirstBySpeed bool
 }
 
 type allocState struct {
@@ -70,9 +73,14 @@ func (a *Allocator) Add(w WorkerID, memoryBytes int64, gflops float64) {
 	}
 	a.Remove(w)
 	st := &allocState{chunk: min(a.s.Chunk, maxChunk), miniBatch: a.s.MiniBatch, maxChunk: maxChunk}
-	if a.aim && gflops > 0 && a.s.SampleFLOPs > 0 {
+	if (a.aim || a.FirstBySpeed) && gflops > 0 && a.s.SampleFLOPs > 0 {
 		perSample := float64(a.s.SampleFLOPs) / (gflops * 1e9)
-		st.chunk, _, _ = a.search(perSample, 0, a.s.UpdateSeconds, maxChunk, st.miniBatch)
+		aimed, _, _ := a.search(perSample, 0, a.s.UpdateSeconds, maxChunk, st.miniBatch)
+		if a.aim {
+			st.chunk = aimed
+		} else {
+			st.chunk = min(st.chunk, aimed)
+		}
 	}
 	a.workers[w] = st
 	a.unmeasured++

@@ -22,7 +22,10 @@ type Settings struct {
 	Lambda         int     `json:"lambda"`          // minor updates before relaxing
 	Window         int     `json:"window"`          // test losses kept
 	ResetThreshold bool    `json:"reset_threshold"` // reset z_thres to alpha after a major update (the reference never does)
-	HoldOut        float64 `json:"hold_out"`        // fraction of a chunk kept as the worker's test set
+	// MaxWithheld is the most local training, in seconds, a worker with a
+	// deadline gate (Policy.Deadline) holds back before it sends.
+	MaxWithheld float64 `json:"max_withheld_s"`
+	HoldOut     float64 `json:"hold_out"` // fraction of a chunk kept as the worker's test set
 	// Gain is the gain gate's starting threshold: the relative fall in
 	// held-out loss from the global model to the local one that makes an
 	// update major (Policy.GainGate).
@@ -90,7 +93,7 @@ type Settings struct {
 func Defaults() Settings {
 	return Settings{
 		Policy: "hermes",
-		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15, Gain: 0.01,
+		Alpha:  -1.3, Beta: 0.1, Lambda: 5, Window: 10, HoldOut: 0.15, Gain: 0.01, MaxWithheld: 2,
 		Epochs: 5, Chunk: 2500, MiniBatch: 16, MiniBatches: []int{2, 4, 8, 16, 32, 64},
 		MinChunk: 64, MaxChunk: 20000, MemoryFraction: 0.25, SampleBytes: 4 * 785, ResizeTolerance: 0.1, UpdateSeconds: 2,
 		ServerLR: 0.1, Patience: 25, Staleness: 3, Buffer: 3, MinWorkers: 1,
@@ -113,6 +116,8 @@ func (s Settings) Validate() error {
 		return bad("beta", s.Beta, "0 <= beta < 1")
 	case s.Lambda < 1:
 		return bad("lambda", s.Lambda, ">= 1")
+	case !(s.MaxWithheld > 0) || math.IsInf(s.MaxWithheld, 0):
+		return bad("max_withheld_s", s.MaxWithheld, "> 0")
 	case s.Window < 2:
 		return bad("window", s.Window, ">= 2")
 	case !(s.HoldOut >= 0 && s.HoldOut < 1):
@@ -236,6 +241,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&s.Beta, "beta", s.Beta, "threshold relaxation factor")
 	fs.IntVar(&s.Lambda, "lambda", s.Lambda, "minor updates before the threshold relaxes")
 	fs.IntVar(&s.Window, "window", s.Window, "test losses in the gate's window")
+	fs.Float64Var(&s.MaxWithheld, "max-withheld", s.MaxWithheld, "deadline gate: seconds of local training a worker holds back at most before it sends")
 	fs.BoolVar(&s.ResetThreshold, "reset-threshold", s.ResetThreshold, "reset the threshold to alpha after each major update")
 	fs.Float64Var(&s.Gain, "gain", s.Gain, "gain gate: relative fall in held-out loss over the global model that makes an update major")
 	fs.Float64Var(&s.HoldOut, "hold-out", s.HoldOut, "fraction of each chunk kept as the worker's test set")

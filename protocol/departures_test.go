@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,4 +207,72 @@ func workerOf(t *testing.T, p string) *Worker {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// The deadline gate sends once MaxWithheld seconds of training have been
+// held back, whatever the z-score says, and counts again from there; a
+// major update the z-score calls starts the count again too, and a
+// diverged chunk is never sent. The paper's gate holds the same rising
+// losses back for good.
+func TestDeadlineSendsWithheldTraining(t *testing.T) {
+	const chunk = 600 * time.Millisecond // 2 s withheld after 4 chunks
+	decide := func(w *Worker, loss float64) Decision {
+		return w.gate.Due(w.gate.Observe(loss), loss, Time(chunk))
+	}
+	for _, p := range []string{"hermes", "hermes-deadline"} {
+		w := workerOf(t, p)
+		var majors []int
+		for i := range 12 {
+			d := decide(w, 1+0.01*float64(i)) // rising: never significant
+			if d.Major {
+				if d.Reason != "training withheld too long" {
+					t.Fatalf("%s: chunk %d major for %q", p, i, d.Reason)
+				}
+				majors = append(majors, i)
+			}
+		}
+		want := []int{3, 7, 11}
+		if p == "hermes" {
+			want = nil
+		}
+		if !slices.Equal(majors, want) {
+			t.Fatalf("%s: major at chunks %v, want %v", p, majors, want)
+		}
+	}
+	w := workerOf(t, "hermes-deadline")
+	for range 3 {
+		decide(w, 1)
+	}
+	if d := decide(w, math.NaN()); d.Major {
+		t.Fatalf("a diverged chunk was sent: %+v", d)
+	}
+	// A z-score major resets the count: three chunks after it are not due.
+	decide(w, 1) // due: 3 s withheld
+	decide(w, 1.01)
+	if d := decide(w, 0.5); d.Reason != "significant improvement" {
+		t.Fatalf("a loss far below the window: %+v", d)
+	}
+	for i := range 3 {
+		if d := decide(w, 1+0.01*float64(i)); d.Major {
+			t.Fatalf("chunk %d after a major update: %+v", i, d)
+		}
+	}
+}
+
+// FirstBySpeed (hermes-speed) caps a slow worker's first chunk at what it
+// trains in UpdateSeconds, and leaves a fast one the settings' chunk: it
+// shrinks stragglers, never grows anyone (hermes-aim does).
+func TestFirstBySpeedOnlyShrinks(t *testing.T) {
+	s := Defaults()
+	s.UpdateSeconds, s.SampleFLOPs, s.HoldOut = 1, 1e6, 0
+	a := NewAllocator(s, 5, 0, false)
+	a.FirstBySpeed = true
+	a.Add(1, 0, 1)   // 200 samples a second at 5 epochs
+	a.Add(2, 0, 100) // 20,000 a second
+	if c, _ := a.Size(1); c != 200 {
+		t.Fatalf("first chunk of a 1 GFLOP/s worker %d, want 200", c)
+	}
+	if c, _ := a.Size(2); c != s.Chunk {
+		t.Fatalf("first chunk of a 100 GFLOP/s worker %d, want the settings' %d", c, s.Chunk)
+	}
 }

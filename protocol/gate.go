@@ -24,6 +24,9 @@ type Gate struct {
 	// eager makes the first loss a worker observes a major update
 	// (Policy.EagerStart); sent says one was made.
 	eager, sent bool
+	// maxWithheld bounds the seconds of training withheld (Policy.Deadline;
+	// 0: no bound); withheld counts them since the last major update.
+	maxWithheld, withheld float64
 }
 
 // NewGate returns a gate with the settings' alpha, beta, lambda, window and
@@ -71,6 +74,30 @@ func (g *Gate) ObserveGain(loss, base float64) Decision {
 	}
 	d.Reason = "gain too small"
 	return g.minor(d)
+}
+
+// Due turns a minor decision on a chunk of a finite loss that trained for
+// t into a major one once the training withheld since the last major
+// update, t included, reaches the gate's bound (Policy.Deadline). The z-score's window keeps
+// its losses: the bound does not say the model improved, only that the
+// server has waited long enough for what it learned. Call it after every
+// decision.
+//
+// Why: the z-score needs three chunks before it can call the first major,
+// and more after each major update. On a fleet of fast, link-bound
+// devices (edge-8) that wait is a fraction of a second and saves the
+// server's link; on slow links and slow devices (cellular-8, the CNN) it
+// is many seconds to minutes of training the server does not use.
+func (g *Gate) Due(d Decision, loss float64, t Time) Decision {
+	g.withheld += t.Seconds()
+	switch {
+	case d.Major:
+		g.withheld = 0
+	case g.maxWithheld > 0 && g.withheld >= g.maxWithheld && finite(loss):
+		d.Major, d.Reason = true, "training withheld too long"
+		g.withheld, g.sent, g.sinceMajor = 0, true, 0
+	}
+	return d
 }
 
 // Threshold returns the current z-score threshold.

@@ -100,6 +100,19 @@ type Policy struct {
 	// EagerStart makes a worker's first chunk a major update, whatever
 	// the gate says: the paper's z-score cannot call one before the third.
 	EagerStart bool
+	// CompressChunks sends a chunk's samples zstd-compressed when they are
+	// bytes (images): samples are most of a run's bytes. The drivers act
+	// on it (wire.Data.Compressed); the protocol does not change.
+	CompressChunks bool
+	// FirstBySpeed caps a worker's first chunk at what it trains in
+	// Settings.UpdateSeconds at the speed it declares at join: a slow
+	// device is not handed data it will sit on for the whole run before
+	// the paper's allocator can act. Fast devices keep the default.
+	FirstBySpeed bool
+	// Deadline makes the gate send once Settings.MaxWithheld seconds of
+	// local training have been withheld, whatever the z-score says (see
+	// Gate.Due).
+	Deadline bool
 }
 
 var policies = map[string]Policy{
@@ -108,8 +121,9 @@ var policies = map[string]Policy{
 	// mechanism of its own, with an ablation that removes it alone.
 	"hermes-paper": {Name: "hermes-paper", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
 	"hermes":       hermes,
-	// The departure from the paper, undone.
+	// The departures from the paper, undone one at a time.
 	"hermes-nostale": without(hermes, "hermes-nostale", func(p *Policy) { p.StalenessWeight = false }),
+	"hermes-raw":     without(hermes, "hermes-raw", func(p *Policy) { p.CompressChunks = false }),
 	// The mechanisms Hermes shares with the paper, one at a time.
 	"hermes-nogup":   without(hermes, "hermes-nogup", func(p *Policy) { p.GUP = false }),
 	"hermes-noalloc": without(hermes, "hermes-noalloc", func(p *Policy) { p.Allocate = false }),
@@ -122,6 +136,9 @@ var policies = map[string]Policy{
 	"hermes-aim":       without(hermes, "hermes-aim", func(p *Policy) { p.AimTime = true }),
 	"hermes-eager":     without(hermes, "hermes-eager", func(p *Policy) { p.EagerStart = true }),
 	"hermes-testfirst": without(hermes, "hermes-testfirst", func(p *Policy) { p.TestFirst = true }),
+	"hermes-deadline":  without(hermes, "hermes-deadline", func(p *Policy) { p.Deadline = true }),
+	"hermes-speed":     without(hermes, "hermes-speed", func(p *Policy) { p.FirstBySpeed = true }),
+	"fedasync-zstd":    without(fedasync, "fedasync-zstd", func(p *Policy) { p.CompressChunks = true }),
 	"asp":              {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
 	"ssp":              {Name: "ssp", Merge: MergeApply, Sync: StaleSync, MiniBatchUnit: true},
 	"bsp":              {Name: "bsp", Merge: MergeAverage, Sync: Rounds, MiniBatchUnit: true},
@@ -129,12 +146,15 @@ var policies = map[string]Policy{
 	// each (tuned per policy like the learning rates).
 	"localsgd": {Name: "localsgd", Merge: MergeAverage, Sync: Rounds},
 	"fedbuff":  {Name: "fedbuff", Merge: MergeApply, Sync: Buffered, StalenessWeight: true},
-	"fedasync": {Name: "fedasync", Merge: MergeApply, Sync: Async, StalenessWeight: true},
+	"fedasync": fedasync,
 }
 
-// hermes is our method: the paper's, with staleness-aware merge weights.
+// hermes is our method: the paper's, with staleness-aware merge weights
+// and compressed chunks.
 var hermes = Policy{Name: "hermes", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async,
-	Allocate: true, StalenessWeight: true}
+	Allocate: true, StalenessWeight: true, CompressChunks: true}
+
+var fedasync = Policy{Name: "fedasync", Merge: MergeApply, Sync: Async, StalenessWeight: true}
 
 // without returns p, renamed, with one mechanism changed by change.
 func without(p Policy, name string, change func(*Policy)) Policy {

@@ -109,6 +109,7 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 		holdOut = 0 // every sample of a chunk is trained on
 	}
 	srv.alloc = NewAllocator(s, epochs, holdOut, p.AimTime)
+	srv.alloc.FirstBySpeed = p.FirstBySpeed
 	srv.alloc.SetPass(trainSize)
 	switch p.Merge {
 	case MergeLossAware:

@@ -37,6 +37,9 @@ func NewWorker(id WorkerID, s Settings) (*Worker, error) {
 		gate = NewGainGate(s)
 	}
 	gate.eager = p.EagerStart
+	if p.Deadline {
+		gate.maxWithheld = s.MaxWithheld
+	}
 	return &Worker{id: id, policy: p, gate: gate, version: -1}, nil
 }
 
@@ -119,6 +122,9 @@ func (w *Worker) trained(e Trained) error {
 		if !r.Decision.Major {
 			r.Decision.Reason = "non-finite loss"
 		}
+	}
+	if w.policy.GUP {
+		r.Decision = w.gate.Due(r.Decision, e.Loss, e.TrainTime)
 	}
 	if !r.Decision.Major {
 		w.out = append(w.out, SendReport{Report: r})

@@ -11,8 +11,10 @@ out=${OUT:-/tmp/hermes-figures}
 mkdir -p "$out"
 grep -m1 'model name' /proc/cpuinfo || true
 parts=${*:-policies scenarios ablations scale}
-all=hermes,hermes-paper,localsgd,fedbuff,fedasync,asp,ssp,bsp
-ablations=hermes,hermes-paper,hermes-nostale,hermes-nogup,hermes-noalloc,hermes-mean,hermes-gain,hermes-aim,hermes-eager,hermes-testfirst
+# fedasync-zstd is FedAsync with Hermes's chunk compression: a reference
+# row that shows how much of a gap is the codec's.
+all=hermes,hermes-paper,localsgd,fedbuff,fedasync,asp,ssp,bsp,fedasync-zstd
+ablations=hermes,hermes-paper,hermes-nostale,hermes-raw,hermes-nogup,hermes-noalloc,hermes-mean,hermes-gain,hermes-aim,hermes-eager,hermes-testfirst,hermes-deadline,hermes-speed
 for part in $parts; do
 	case $part in
 	policies)

@@ -21,6 +21,7 @@ import (
 	"github.com/hermes-go/hermes/nn"
 	"github.com/hermes-go/hermes/protocol"
 	"github.com/hermes-go/hermes/train"
+	"github.com/hermes-go/hermes/wire"
 )
 
 // Time is virtual time.
@@ -42,6 +43,9 @@ type Env struct {
 	Test       *data.Dataset
 	Spec       nn.Spec
 	Params     []float32 // an imported model's starting weights; nil: seeded
+	// TrainBytes is the training set as the bytes it was in its file,
+	// when it was (images): what a compressed chunk compresses.
+	TrainBytes []uint8
 }
 
 // NewEnv loads a scenario's data and model. valSize samples of the training
@@ -63,7 +67,11 @@ func NewEnv(sc *Scenario, valSize int) (*Env, error) {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
 	d.UseNorm(mm)
-	return &Env{Scenario: sc, Train: d.Train, Val: d.Val, Test: d.Test, Spec: mm.Spec, Params: mm.Params}, nil
+	env := &Env{Scenario: sc, Train: d.Train, Val: d.Val, Test: d.Test, Spec: mm.Spec, Params: mm.Params}
+	if d.Train.ValueBytes == 1 {
+		env.TrainBytes, _ = wire.ByteSamples(d.Train.X, data.ByteScale, d.Norm.Mean, d.Norm.Std)
+	}
+	return env, nil
 }
 
 // Options configure one run.
@@ -185,6 +193,9 @@ type simulation struct {
 	fwdFLOPs          int64
 	trainFLOPs        int64 // a trained sample's forward and backward
 	faults            *rand.Rand
+
+	// rawChunk and packed are chunkCost's buffers.
+	rawChunk, packed []byte
 
 	res         Result
 	trace       Trace
@@ -423,15 +434,22 @@ func (s *simulation) toServer(ev protocol.Event, decode Time) {
 // CPU encodes it, the links carry it, w's CPU decodes it, and deliver runs
 // then, unless w crashed on the way.
 func (s *simulation) toDevice(w *simWorker, n int64, deliver func()) {
+	s.toDeviceCosting(w, n, 0, 0, deliver)
+}
+
+// toDeviceCosting is toDevice for a message whose encoding costs the
+// server encode and w decode of CPU time on top of the per-message costs
+// (a compressed chunk).
+func (s *simulation) toDeviceCosting(w *simWorker, n int64, encode, decode Time, deliver func()) {
 	inc := w.incarnation
 	up := func() bool { return w.alive && w.incarnation == inc }
-	s.at(s.encode(n), func() {
+	s.at(s.encode(n, encode), func() {
 		arrive := s.transfer(w, false, n)
 		s.at(arrive, func() {
 			if !up() {
 				return
 			}
-			s.onCPU(w, w.dev.msgCPU(n), func() {
+			s.onCPU(w, w.dev.msgCPU(n)+decode, func() {
 				if up() {
 					deliver()
 				}
@@ -440,10 +458,10 @@ func (s *simulation) toDevice(w *simWorker, n int64, deliver func()) {
 	})
 }
 
-// encode charges the server's CPU for sending a message of n bytes and
-// returns when it can leave.
-func (s *simulation) encode(n int64) Time {
-	cost := s.sc.PS.msgCPU(n)
+// encode charges the server's CPU for sending a message of n bytes, extra
+// on top, and returns when it can leave.
+func (s *simulation) encode(n int64, extra Time) Time {
+	cost := s.sc.PS.msgCPU(n) + extra
 	s.psCPU = s.host.run(s.now, s.psCPU, cost, 1)
 	return s.psCPU
 }
@@ -460,7 +478,8 @@ func (s *simulation) serverAction(a protocol.Action) {
 	case protocol.Assign:
 		w := s.workers[a.To]
 		s.trace.Sizes = append(s.trace.Sizes, SizePoint{T: at.Seconds(), Worker: int(a.To), Chunk: len(a.Work.Chunk.Indices), MiniBatch: a.Work.MiniBatch})
-		s.toDevice(w, int64(len(a.Work.Chunk.Indices))*s.env.Train.WireBytes()+headerBytes, func() {
+		n, encode, decode := s.chunkCost(w, a.Work.Chunk.Indices)
+		s.toDeviceCosting(w, n+headerBytes, encode, decode, func() {
 			s.toWorker(w, protocol.WorkArrived{Work: a.Work})
 		})
 	case protocol.Applied:

@@ -157,12 +157,24 @@ func encodeData(b []byte, m Data, codec Codec) []byte {
 	b = putI64(b, m.Total)
 	b = putShape(b, m.Shape)
 	if m.Bytes != nil {
-		b = append(b, 1)
+		enc := byte(1)
+		if m.Compressed {
+			enc = 2
+		}
+		b = append(b, enc)
 		b = putF64(b, m.Scale)
 		b = putF64(b, m.Mean)
 		b = putF64(b, m.Std)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Bytes)))
-		b = append(b, m.Bytes...)
+		if m.Compressed {
+			// The compressed length goes before the block, patched in
+			// once the block is written after it.
+			at := len(b)
+			b = Compress(append(b, 0, 0, 0, 0), m.Bytes)
+			binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+		} else {
+			b = append(b, m.Bytes...)
+		}
 	} else {
 		b = append(b, 0)
 		b = putTensor(b, m.X, codec)

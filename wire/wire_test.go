@@ -25,6 +25,7 @@ func sampleMessages() []any {
 		Stop{Reason: "converged"},
 		Data{ChunkID: 4, Offset: 2, Total: 4, Shape: []int32{1, 2, 2}, X: []float32{1, 2, 3, 4, 5, 6, 7, 8}, Y: []int32{3, 9}},
 		Data{ChunkID: 5, Total: 1, Shape: []int32{3}, X: []float32{-0.5, 0, 127}, Y: []int32{1}, Bytes: []uint8{0, 1, 255}, Scale: 1, Mean: 1, Std: 2},
+		Data{ChunkID: 6, Total: 2, Shape: []int32{3}, X: []float32{-0.5, 0, 127, -0.5, -0.5, -0.5}, Y: []int32{1, 0}, Bytes: []uint8{0, 1, 255, 0, 0, 0}, Scale: 1, Mean: 1, Std: 2, Compressed: true},
 		Join{Name: "pi3-a", MemoryBytes: 1 << 30, Cores: 4, Version: "1"},
 		Heartbeat{Worker: 2},
 		Rejoin{Reason: "unknown worker"},
