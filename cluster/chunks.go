@@ -15,7 +15,7 @@ func shape32(s []int) []int32 {
 }
 
 // assign sends a chunk's samples, split so that each message fits the
-// transport's limit, and then its work order.
+// transport's limit, and then its work order, by the packer.
 func (p *PS) assign(a protocol.Assign) {
 	idx := make([]int, len(a.Work.Chunk.Indices))
 	for i, v := range a.Work.Chunk.Indices {
@@ -38,6 +38,7 @@ func (p *PS) assign(a protocol.Assign) {
 	}
 	shape := shape32(train.Shape)
 	per := max(1, (p.tr.MaxPayload()-4096)/(4*size+4))
+	msgs := make([]any, 0, (n+per-1)/per+1)
 	for lo := 0; lo < n; lo += per {
 		hi := min(lo+per, n)
 		d := wire.Data{ChunkID: a.Work.Chunk.ID, Offset: int64(lo), Total: int64(n), Shape: shape, Y: y[lo:hi]}
@@ -47,9 +48,10 @@ func (p *PS) assign(a protocol.Assign) {
 		} else {
 			d.X = x[lo*size : hi*size]
 		}
-		p.publish(a.To, d)
+		msgs = append(msgs, d)
 	}
-	p.publish(a.To, a.Work)
+	name := p.names[a.To]
+	p.pack.send(packJob{subject: p.subj.toWorker(name, int64(a.To)), worker: name, msgs: append(msgs, a.Work)})
 	if st, ok := p.status[p.names[a.To]]; ok {
 		st.Chunk, st.MiniBatch = len(idx), a.Work.MiniBatch
 	}

@@ -32,6 +32,7 @@ func (p *PS) connect() error {
 		p.tr = NATSTransport(p.nc)
 	}
 	p.out = newSender(p.tr)
+	p.pack = startPacker(p.tr, &p.bytesOut, p.log)
 	if p.tr.MaxPayload() < 8<<20 {
 		p.log.Warn("nats max_payload is small; large chunks will be refused", "max_payload", p.tr.MaxPayload())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,12 +14,33 @@ import (
 
 // poisoner is a worker's transport that rewrites every update the worker
 // sends, in turn scaled by 1e6, sign-flipped, and replaced by random
-// values: an admitted worker gone bad. It lives here, in test code, not in
-// the shipped CLI.
+// values: an admitted worker gone bad. It ignores the gate, as a bad
+// worker would: a report on a chunk goes out as an update of random
+// values, on the last model the worker received, so the poison comes
+// every chunk, not only when the worker's gate would have let it. It
+// lives here, in test code, not in the shipped CLI.
 type poisoner struct {
 	Transport
 	rng *rand.Rand
 	n   int
+
+	mu      sync.Mutex
+	version int64 // of the last model received
+	size    int   // its parameters; 0 before the first
+}
+
+// Subscribe watches the models the worker receives.
+func (p *poisoner) Subscribe(pattern string, h func(Msg)) (func() error, error) {
+	return p.Transport.Subscribe(pattern, func(m Msg) {
+		if msg, err := wire.Decode(m.Data); err == nil {
+			if model, ok := msg.(wire.Model); ok {
+				p.mu.Lock()
+				p.version, p.size = model.Version, len(model.Params)
+				p.mu.Unlock()
+			}
+		}
+		h(m)
+	})
 }
 
 func (p *poisoner) Publish(subject string, data []byte) error {
@@ -26,8 +48,22 @@ func (p *poisoner) Publish(subject string, data []byte) error {
 		return p.Transport.Publish(subject, data)
 	}
 	m, err := wire.Decode(data)
-	u, ok := m.(protocol.Update)
-	if err != nil || !ok {
+	if err != nil {
+		return p.Transport.Publish(subject, data)
+	}
+	var u protocol.Update
+	switch m := m.(type) {
+	case protocol.Update:
+		u = m
+	case protocol.Report:
+		p.mu.Lock()
+		u = protocol.Update{Report: m, Base: p.version, Grad: make([]float32, p.size)}
+		p.mu.Unlock()
+		u.Decision.Major = true
+		for i := range u.Grad {
+			u.Grad[i] = float32(p.rng.NormFloat64())
+		}
+	default:
 		return p.Transport.Publish(subject, data)
 	}
 	g := make([]float32, len(u.Grad))

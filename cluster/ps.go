@@ -137,6 +137,7 @@ type PS struct {
 	inbox      chan inbound
 	buf        []byte // publish's encoding buffer
 	out        *sender
+	pack       *packer // sends chunks
 
 	subj       subjects
 	rejected   rejections
@@ -267,6 +268,7 @@ func (p *PS) Run(ctx context.Context) (Summary, error) {
 			p.measured(m)
 		}
 	}
+	p.pack.stop()
 	p.tr.Flush()
 	// A run that reached its target ends with the model that reached it;
 	// any other ends with the server's last model, measured here.
@@ -459,6 +461,9 @@ func (p *PS) Close() {
 	p.once.Do(func() {
 		close(p.done)
 		p.writes.Wait()
+		if p.pack != nil {
+			p.pack.stop()
+		}
 		if p.tr != nil {
 			p.tr.Close()
 		} else if p.nc != nil {

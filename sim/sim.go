@@ -183,6 +183,10 @@ type simulation struct {
 
 	server            *protocol.Server
 	psCPU, psUp, psDn Time
+	// psPack is when the server's chunk packer is free: chunks are
+	// encoded (compressed) and sent off the loop that steps the server,
+	// as cluster.PS does, on a core of their own.
+	psPack Time
 	host              *host // nil: every device has a CPU of its own
 	workers           []*simWorker
 	model             *nn.Model
@@ -434,16 +438,26 @@ func (s *simulation) toServer(ev protocol.Event, decode Time) {
 // CPU encodes it, the links carry it, w's CPU decodes it, and deliver runs
 // then, unless w crashed on the way.
 func (s *simulation) toDevice(w *simWorker, n int64, deliver func()) {
-	s.toDeviceCosting(w, n, 0, 0, deliver)
+	s.psCPU = s.host.run(s.now, s.psCPU, s.sc.PS.msgCPU(n), 1)
+	s.deliver(w, s.psCPU, n, 0, deliver)
 }
 
-// toDeviceCosting is toDevice for a message whose encoding costs the
+// sendChunk is toDevice for a chunk, n bytes on the wire, that costs the
 // server encode and w decode of CPU time on top of the per-message costs
-// (a compressed chunk).
-func (s *simulation) toDeviceCosting(w *simWorker, n int64, encode, decode Time, deliver func()) {
+// (compression): the server's packer encodes it, in the order chunks were
+// assigned, while the server goes on stepping.
+func (s *simulation) sendChunk(w *simWorker, n int64, encode, decode Time, deliver func()) {
+	s.psPack = s.host.run(s.now, max(s.now, s.psPack), s.sc.PS.msgCPU(n)+encode, 1)
+	s.deliver(w, s.psPack, n, decode, deliver)
+}
+
+// deliver carries a message of n bytes that leaves the server at leave to
+// w, whose CPU spends decode on it beyond the per-message cost, and runs
+// fn then, unless w crashed on the way.
+func (s *simulation) deliver(w *simWorker, leave Time, n int64, decode Time, fn func()) {
 	inc := w.incarnation
 	up := func() bool { return w.alive && w.incarnation == inc }
-	s.at(s.encode(n, encode), func() {
+	s.at(leave, func() {
 		arrive := s.transfer(w, false, n)
 		s.at(arrive, func() {
 			if !up() {
@@ -451,19 +465,11 @@ func (s *simulation) toDeviceCosting(w *simWorker, n int64, encode, decode Time,
 			}
 			s.onCPU(w, w.dev.msgCPU(n)+decode, func() {
 				if up() {
-					deliver()
+					fn()
 				}
 			})
 		})
 	})
-}
-
-// encode charges the server's CPU for sending a message of n bytes, extra
-// on top, and returns when it can leave.
-func (s *simulation) encode(n int64, extra Time) Time {
-	cost := s.sc.PS.msgCPU(n) + extra
-	s.psCPU = s.host.run(s.now, s.psCPU, cost, 1)
-	return s.psCPU
 }
 
 func (s *simulation) serverAction(a protocol.Action) {
@@ -479,7 +485,7 @@ func (s *simulation) serverAction(a protocol.Action) {
 		w := s.workers[a.To]
 		s.trace.Sizes = append(s.trace.Sizes, SizePoint{T: at.Seconds(), Worker: int(a.To), Chunk: len(a.Work.Chunk.Indices), MiniBatch: a.Work.MiniBatch})
 		n, encode, decode := s.chunkCost(w, a.Work.Chunk.Indices)
-		s.toDeviceCosting(w, n+headerBytes, encode, decode, func() {
+		s.sendChunk(w, n+headerBytes, encode, decode, func() {
 			s.toWorker(w, protocol.WorkArrived{Work: a.Work})
 		})
 	case protocol.Applied:
