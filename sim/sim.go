@@ -186,17 +186,17 @@ type simulation struct {
 	// psPack is when the server's chunk packer is free: chunks are
 	// encoded (compressed) and sent off the loop that steps the server,
 	// as cluster.PS does, on a core of their own.
-	psPack Time
-	host              *host // nil: every device has a CPU of its own
-	workers           []*simWorker
-	model             *nn.Model
-	cost              *train.ChunkTrainer // prices work
-	pool              *trainPool
-	jobs              int64 // chunk jobs started
-	seed              uint64
-	fwdFLOPs          int64
-	trainFLOPs        int64 // a trained sample's forward and backward
-	faults            *rand.Rand
+	psPack     Time
+	host       *host // nil: every device has a CPU of its own
+	workers    []*simWorker
+	model      *nn.Model
+	cost       *train.ChunkTrainer // prices work
+	pool       *trainPool
+	jobs       int64 // chunk jobs started
+	seed       uint64
+	fwdFLOPs   int64
+	trainFLOPs int64 // a trained sample's forward and backward
+	faults     *rand.Rand
 
 	// rawChunk and packed are chunkCost's buffers.
 	rawChunk, packed []byte
