@@ -444,10 +444,11 @@ func (s *simulation) toDevice(w *simWorker, n int64, deliver func()) {
 
 // sendChunk is toDevice for a chunk, n bytes on the wire, that costs the
 // server encode and w decode of CPU time on top of the per-message costs
-// (compression): the server's packer encodes it, in the order chunks were
-// assigned, while the server goes on stepping.
+// (compression): the server's packer encodes it once the step that
+// assigned it is done, in the order chunks were assigned, while the
+// server goes on stepping.
 func (s *simulation) sendChunk(w *simWorker, n int64, encode, decode Time, deliver func()) {
-	s.psPack = s.host.run(s.now, max(s.now, s.psPack), s.sc.PS.msgCPU(n)+encode, 1)
+	s.psPack = s.host.run(s.now, max(s.psCPU, s.psPack), s.sc.PS.msgCPU(n)+encode, 1)
 	s.deliver(w, s.psPack, n, decode, deliver)
 }
 
