@@ -224,8 +224,11 @@ func runCluster(t *testing.T, net fixtureNet, hostile bool) Summary {
 	}
 
 	nc := net.client(t, ps, "x")
-	nan, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: []float32{float32(math.NaN())}}, wire.FP32)
-	shape, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: 0}, Grad: make([]float32, 3)}, wire.FP32)
+	// x never joins, and claims a session no worker will be given (y's
+	// join may be handled first: a claim on y's id would be forged).
+	const never = protocol.WorkerID(1 << 20)
+	nan, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: never}, Grad: []float32{float32(math.NaN())}}, wire.FP32)
+	shape, _ := wire.Encode(nil, protocol.Update{Report: protocol.Report{Worker: never}, Grad: make([]float32, 3)}, wire.FP32)
 	for _, b := range [][]byte{[]byte("garbage"), nan, shape, make([]byte, 1<<20)} {
 		nc.Publish("hermes.up.x", b)
 	}
