@@ -60,8 +60,9 @@ var Tuned = mustTuned(tunedJSON)
 // mechanism only: hermes's ablations and candidates, and the baseline
 // given Hermes's chunk compression.
 var borrowed = map[string]string{
-	"hermes-nostale": "hermes", "hermes-nogup": "hermes", "hermes-noalloc": "hermes", "hermes-mean": "hermes",
-	"hermes-gain": "hermes", "hermes-aim": "hermes", "hermes-eager": "hermes", "hermes-testfirst": "hermes",
+	"hermes-nostale": "hermes", "hermes-gup": "hermes", "hermes-noalloc": "hermes", "hermes-mean": "hermes",
+	"hermes-whole": "hermes",
+	"hermes-gain":  "hermes", "hermes-aim": "hermes", "hermes-eager": "hermes", "hermes-testfirst": "hermes",
 	"hermes-raw": "hermes", "hermes-speed": "hermes", "hermes-deadline": "hermes",
 	"fedasync-zstd": "fedasync",
 }

@@ -8,11 +8,11 @@ import (
 // Each ablation differs from hermes in one mechanism. These tests pin the
 // mechanism each one removes, and that it keeps the rest.
 
-// hermes-nogup sends every chunk as an update, on the same held-out split
-// as hermes: the gate is the only difference.
-func TestNoGUPSendsEveryChunkOnTheSameHoldOut(t *testing.T) {
+// hermes sends every chunk as an update; hermes-gup, on the same held-out
+// split, gates them: the gate is the only difference.
+func TestHermesSendsEveryChunkOnTheSameHoldOut(t *testing.T) {
 	holdOut := map[string]float64{}
-	for _, p := range []string{"hermes", "hermes-nogup"} {
+	for _, p := range []string{"hermes", "hermes-gup"} {
 		srv := newTestServer(t, func(s *Settings) { s.Policy = p }, []float32{0}, &scriptedVal{losses: []float64{1}})
 		srv.Step(0, Register{Worker: 1})
 		for _, a := range srv.Ready() {
@@ -21,11 +21,11 @@ func TestNoGUPSendsEveryChunkOnTheSameHoldOut(t *testing.T) {
 			}
 		}
 	}
-	if holdOut["hermes"] != Defaults().HoldOut || holdOut["hermes-nogup"] != holdOut["hermes"] {
+	if holdOut["hermes"] != Defaults().HoldOut || holdOut["hermes-gup"] != holdOut["hermes"] {
 		t.Fatalf("held-out fractions %v, want both %v", holdOut, Defaults().HoldOut)
 	}
 	sent := map[string]int{}
-	for _, p := range []string{"hermes", "hermes-nogup"} {
+	for _, p := range []string{"hermes", "hermes-gup"} {
 		s := Defaults()
 		s.Policy = p
 		w, _ := NewWorker(1, s)
@@ -44,8 +44,8 @@ func TestNoGUPSendsEveryChunkOnTheSameHoldOut(t *testing.T) {
 			}
 		}
 	}
-	if sent["hermes-nogup"] != 20 || sent["hermes"] >= 20 {
-		t.Fatalf("updates sent of 20 chunks: %v; want nogup 20 and hermes fewer", sent)
+	if sent["hermes"] != 20 || sent["hermes-gup"] >= 20 {
+		t.Fatalf("updates sent of 20 chunks: %v; want hermes 20 and hermes-gup fewer", sent)
 	}
 }
 

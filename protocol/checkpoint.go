@@ -21,6 +21,7 @@ type Checkpoint struct {
 	LastLoss  float64
 	BestLoss  float64
 	SinceBest int
+	Merged    int
 	Changes   int
 	Started   bool
 	Stopped   bool
@@ -45,7 +46,7 @@ func (s *Server) Checkpoint() Checkpoint {
 	return Checkpoint{
 		Policy: s.s.Policy, Version: s.version, Now: s.now,
 		Params: slices.Clone(s.params), Agg: slices.Clone(s.agg),
-		LastLoss: s.lastLoss, BestLoss: s.bestLoss, SinceBest: s.sinceBest, Changes: s.changes,
+		LastLoss: s.lastLoss, BestLoss: s.bestLoss, SinceBest: s.sinceBest, Merged: s.merged, Changes: s.changes,
 		Started: s.started || s.resumed, Stopped: s.stopped,
 		Data: s.disp.state(),
 	}
@@ -76,7 +77,7 @@ func RestoreServer(s Settings, cp Checkpoint, trainSize int, val Validator, rng 
 	if cp.Agg != nil && len(cp.Agg) != len(cp.Params) {
 		return nil, fmt.Errorf("checkpoint: aggregate of %d values, model of %d", len(cp.Agg), len(cp.Params))
 	}
-	if cp.Version < 0 || cp.Now < 0 || cp.SinceBest < 0 || cp.Changes < 0 {
+	if cp.Version < 0 || cp.Now < 0 || cp.SinceBest < 0 || cp.Merged < 0 || cp.Changes < 0 {
 		return nil, fmt.Errorf("checkpoint: negative version, time or counter")
 	}
 	for i, v := range cp.Params {
@@ -94,7 +95,7 @@ func RestoreServer(s Settings, cp Checkpoint, trainSize int, val Validator, rng 
 	srv.version, srv.now = cp.Version, cp.Now
 	srv.agg = slices.Clone(cp.Agg)
 	srv.lastLoss, srv.bestLoss = cp.LastLoss, cp.BestLoss
-	srv.sinceBest, srv.changes = cp.SinceBest, cp.Changes
+	srv.sinceBest, srv.merged, srv.changes = cp.SinceBest, cp.Merged, cp.Changes
 	// A restored server has no worker registered. Like a fresh one, it
 	// waits for MinWorkers of them before handing out work: otherwise the
 	// first worker back trains alone, and a near target can end the run

@@ -57,7 +57,7 @@ type Settings struct {
 
 	// Server.
 	ServerLR   float64 `json:"server_lr"`
-	Patience   int     `json:"patience"`    // aggregations without a new best validation loss before stopping
+	Patience   int     `json:"patience"`    // rounds of the fleet's work (a unit from every worker) without a new best validation loss before stopping
 	Staleness  int     `json:"staleness"`   // SSP's bound
 	Buffer     int     `json:"buffer"`      // FedBuff: updates averaged into one step
 	MinWorkers int     `json:"min_workers"` // training starts when this many have registered
@@ -253,7 +253,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&s.UpdateSeconds, "update-seconds", s.UpdateSeconds, "local training time a chunk is sized for (policies that aim at a time)")
 	fs.Float64Var(&s.ResizeTolerance, "resize-tolerance", s.ResizeTolerance, "resize an outlier only if its time is this fraction away from the median")
 	fs.Float64Var(&s.ServerLR, "server-lr", s.ServerLR, "server learning rate")
-	fs.IntVar(&s.Patience, "patience", s.Patience, "aggregations without improvement before stopping")
+	fs.IntVar(&s.Patience, "patience", s.Patience, "rounds of the fleet's work (a chunk, or eval-every mini-batches, from every worker) without improvement before stopping")
 	fs.IntVar(&s.Staleness, "staleness", s.Staleness, "SSP staleness bound")
 	fs.IntVar(&s.Buffer, "buffer", s.Buffer, "FedBuff: updates averaged into one step of the global model")
 	fs.IntVar(&s.MinWorkers, "min-workers", s.MinWorkers, "start training when this many workers have registered")

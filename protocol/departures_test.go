@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// hermes departs from the paper in its merge weights; hermes-gain,
-// hermes-aim and hermes-eager are candidates that were measured and not
-// kept. These tests
+// hermes departs from the paper in its gate (none), its merge weights and
+// its chunks' codec; hermes-gain, hermes-eager and hermes-deadline (each
+// hermes-gup, the gated hermes, with one change) and hermes-aim and
+// hermes-speed are candidates that were measured and not kept. These tests
 // pin each mechanism against the policy without it.
 
 func TestGainGateDecidesOnTheGainOverTheGlobalModel(t *testing.T) {
@@ -46,12 +47,12 @@ func TestGainGateDecidesOnTheGainOverTheGlobalModel(t *testing.T) {
 }
 
 // The worker's first chunk from the initial model beats it by far: the
-// gain gate (hermes-gain) sends it; the paper's z-score gate (hermes)
+// gain gate (hermes-gain) sends it; the paper's z-score gate (hermes-gup)
 // cannot call a first loss major, nor a second (|z| is 1 with two losses
 // in the window).
 func TestGainGateSendsTheFirstChunkTheZGateHolds(t *testing.T) {
 	first := map[string]int{}
-	for _, p := range []string{"hermes-gain", "hermes"} {
+	for _, p := range []string{"hermes-gain", "hermes-gup"} {
 		w := workerOf(t, p)
 		w.Step(ModelArrived{Version: 0})
 		// Loss falls from 2.3 (the initial model's) by 40% and then
@@ -74,8 +75,8 @@ func TestGainGateSendsTheFirstChunkTheZGateHolds(t *testing.T) {
 			}
 		}
 	}
-	if first["hermes-gain"] != 1 || first["hermes"] < 3 {
-		t.Fatalf("first update after chunk %v; want hermes-gain 1, hermes 3 or later", first)
+	if first["hermes-gain"] != 1 || first["hermes-gup"] < 3 {
+		t.Fatalf("first update after chunk %v; want hermes-gain 1, hermes-gup 3 or later", first)
 	}
 }
 
@@ -182,11 +183,11 @@ func TestRegisterRefusesImpossibleSpeeds(t *testing.T) {
 // hermes-eager sends a worker's first chunk whatever its loss; after it the
 // gate is the paper's.
 func TestEagerStartSendsTheFirstChunkOnly(t *testing.T) {
-	for _, p := range []string{"hermes", "hermes-eager"} {
+	for _, p := range []string{"hermes-gup", "hermes-eager"} {
 		g := workerOf(t, p).Gate()
 		first, second := g.Observe(1), g.Observe(0.9)
-		if p == "hermes" && (first.Major || first.Reason != "first loss in window") {
-			t.Fatalf("hermes: first chunk %+v", first)
+		if p == "hermes-gup" && (first.Major || first.Reason != "first loss in window") {
+			t.Fatalf("hermes-gup: first chunk %+v", first)
 		}
 		if p == "hermes-eager" && (!first.Major || first.Reason != "first chunk") {
 			t.Fatalf("hermes-eager: first chunk %+v", first)
@@ -219,7 +220,7 @@ func TestDeadlineSendsWithheldTraining(t *testing.T) {
 	decide := func(w *Worker, loss float64) Decision {
 		return w.gate.Due(w.gate.Observe(loss), loss, Time(chunk))
 	}
-	for _, p := range []string{"hermes", "hermes-deadline"} {
+	for _, p := range []string{"hermes-gup", "hermes-deadline"} {
 		w := workerOf(t, p)
 		var majors []int
 		for i := range 12 {
@@ -232,7 +233,7 @@ func TestDeadlineSendsWithheldTraining(t *testing.T) {
 			}
 		}
 		want := []int{3, 7, 11}
-		if p == "hermes" {
+		if p == "hermes-gup" {
 			want = nil
 		}
 		if !slices.Equal(majors, want) {

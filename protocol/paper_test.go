@@ -397,3 +397,38 @@ func TestConvergenceAfterExactlyPatience(t *testing.T) {
 		t.Fatalf("stop reason %q", reason)
 	}
 }
+
+// Patience is counted in rounds of the fleet's work, not in aggregations:
+// with two workers merged one update at a time, three rounds without a new
+// best are six updates. Counting aggregations stops after three, which is
+// what stopped the asynchronous policies on validation noise.
+func TestPatienceCountsTheFleetsWork(t *testing.T) {
+	val := &scriptedVal{losses: []float64{1, 0.5, 0.6}}
+	srv := newTestServer(t, func(s *Settings) { s.Patience = 3; s.Policy = "fedasync"; s.MinWorkers = 2 }, []float32{0}, val)
+	srv.Step(0, Register{Worker: 1})
+	srv.Step(0, Register{Worker: 2})
+	held := map[WorkerID][]int64{}
+	collect := func() {
+		for _, a := range srv.Ready() {
+			if as, ok := a.(Assign); ok {
+				held[as.To] = append(held[as.To], as.Work.Chunk.ID)
+			}
+		}
+	}
+	collect()
+	for i := 1; i <= 7; i++ {
+		if srv.Stopped() {
+			t.Fatalf("stopped after %d updates, want 7 (a best, then 3 rounds of 2 workers)", i-1)
+		}
+		w := WorkerID(1 + i%2)
+		id := held[w][0]
+		held[w] = held[w][1:]
+		if err := srv.Step(Time(i), Update{Report: Report{Worker: w, ChunkID: id}, Grad: []float32{0}}); err != nil {
+			t.Fatal(err)
+		}
+		collect()
+	}
+	if !srv.Stopped() {
+		t.Fatal("not stopped after a best and 3 rounds of the fleet without improvement")
+	}
+}

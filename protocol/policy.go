@@ -84,8 +84,9 @@ type Policy struct {
 	// optimizer step, as in classic BSP/ASP/SSP.
 	MiniBatchUnit bool
 	// HoldOut keeps Settings.HoldOut of each chunk as the worker's test
-	// set. The gate needs it; hermes-nogup keeps it too, so that it
-	// differs from hermes in the gate alone.
+	// set. The gate needs it; hermes, without the gate, keeps it too, so
+	// that it differs from hermes-gup in the gate alone (hermes-whole
+	// trains on every sample).
 	HoldOut bool
 	// StalenessWeight scales an update computed on a model τ versions old
 	// by (1+τ)^-1/2, the polynomial staleness function of FedAsync (Xie
@@ -121,22 +122,26 @@ var policies = map[string]Policy{
 	// mechanism of its own, with an ablation that removes it alone.
 	"hermes-paper": {Name: "hermes-paper", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async, Allocate: true},
 	"hermes":       hermes,
-	// The departures from the paper, undone one at a time.
+	// The departures from the paper, undone one at a time: the gate put
+	// back, staleness weights and compression taken out.
+	"hermes-gup":     gated,
 	"hermes-nostale": without(hermes, "hermes-nostale", func(p *Policy) { p.StalenessWeight = false }),
 	"hermes-raw":     without(hermes, "hermes-raw", func(p *Policy) { p.CompressChunks = false }),
 	// The mechanisms Hermes shares with the paper, one at a time.
-	"hermes-nogup":   without(hermes, "hermes-nogup", func(p *Policy) { p.GUP = false }),
 	"hermes-noalloc": without(hermes, "hermes-noalloc", func(p *Policy) { p.Allocate = false }),
 	"hermes-mean":    without(hermes, "hermes-mean", func(p *Policy) { p.Merge = MergeMean }),
-	// Candidates that did not earn their place (README): a gate on the
-	// gain over the global model, chunks aimed at a fixed time from the
-	// first, sized by declared speed, a first chunk always sent, and the
-	// test part of a chunk tested before it is trained on.
-	"hermes-gain":      without(hermes, "hermes-gain", func(p *Policy) { p.GainGate = true }),
+	"hermes-whole":   without(hermes, "hermes-whole", func(p *Policy) { p.HoldOut = false }),
+	// Candidates that did not earn their place (README). On the gate: a
+	// gate on the gain over the global model, a first chunk always sent,
+	// the test part of a chunk tested before it is trained on, a deadline
+	// on withheld training; each is hermes-gup with that change. On the
+	// allocation: chunks aimed at a fixed time from the first, and a first
+	// chunk sized by declared speed.
+	"hermes-gain":      without(gated, "hermes-gain", func(p *Policy) { p.GainGate = true }),
+	"hermes-eager":     without(gated, "hermes-eager", func(p *Policy) { p.EagerStart = true }),
+	"hermes-testfirst": without(gated, "hermes-testfirst", func(p *Policy) { p.TestFirst = true }),
+	"hermes-deadline":  without(gated, "hermes-deadline", func(p *Policy) { p.Deadline = true }),
 	"hermes-aim":       without(hermes, "hermes-aim", func(p *Policy) { p.AimTime = true }),
-	"hermes-eager":     without(hermes, "hermes-eager", func(p *Policy) { p.EagerStart = true }),
-	"hermes-testfirst": without(hermes, "hermes-testfirst", func(p *Policy) { p.TestFirst = true }),
-	"hermes-deadline":  without(hermes, "hermes-deadline", func(p *Policy) { p.Deadline = true }),
 	"hermes-speed":     without(hermes, "hermes-speed", func(p *Policy) { p.FirstBySpeed = true }),
 	"fedasync-zstd":    without(fedasync, "fedasync-zstd", func(p *Policy) { p.CompressChunks = true }),
 	"asp":              {Name: "asp", Merge: MergeApply, Sync: Async, MiniBatchUnit: true},
@@ -149,10 +154,15 @@ var policies = map[string]Policy{
 	"fedasync": fedasync,
 }
 
-// hermes is our method: the paper's, with staleness-aware merge weights
-// and compressed chunks.
-var hermes = Policy{Name: "hermes", GUP: true, HoldOut: true, Merge: MergeLossAware, Sync: Async,
+// hermes is our method: the paper's without its update gate (every chunk
+// trained is sent), with staleness-aware merge weights and compressed
+// chunks. Once chunks are compressed, the chunk round trips the gate
+// costs outweigh the model bytes it saves (README, Results).
+var hermes = Policy{Name: "hermes", HoldOut: true, Merge: MergeLossAware, Sync: Async,
 	Allocate: true, StalenessWeight: true, CompressChunks: true}
+
+// gated is hermes with the paper's gate on the local test loss.
+var gated = without(hermes, "hermes-gup", func(p *Policy) { p.GUP = true })
 
 var fedasync = Policy{Name: "fedasync", Merge: MergeApply, Sync: Async, StalenessWeight: true}
 

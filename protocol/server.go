@@ -47,9 +47,14 @@ type Server struct {
 	sentVersion int64
 
 	lastLoss, bestLoss float64
-	sinceBest          int
-	changes            int // global-model changes since the last validation pass
-	evalEvery          int
+	// sinceBest counts the updates merged since the last new best loss;
+	// merged, those since the last validation pass (see patience).
+	sinceBest, merged int
+	changes           int // global-model changes since the last validation pass
+	evalEvery         int
+	// unit is how many updates are one unit of work for patience: 1 for a
+	// chunk, evalEvery for the policies whose update is one mini-batch.
+	unit int
 
 	started, stopped bool
 	resumed          bool // restored from a checkpoint of a started run
@@ -135,6 +140,10 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 		if p.MiniBatchUnit {
 			srv.evalEvery = max(1, s.Chunk/s.MiniBatch)
 		}
+	}
+	srv.unit = 1
+	if p.MiniBatchUnit {
+		srv.unit = srv.evalEvery
 	}
 	return srv, nil
 }
@@ -484,6 +493,7 @@ func (s *Server) merge(g []float32, from []WorkerID) {
 	}
 	s.version++
 	s.changes++
+	s.merged += len(from)
 	valLoss := s.lastLoss
 	// Loss-aware merging weighs the next update by the current loss: it
 	// must be validated after every change.
@@ -495,7 +505,7 @@ func (s *Server) merge(g []float32, from []WorkerID) {
 		s.patience(valLoss)
 	}
 	s.out = append(s.out, Applied{Version: s.version, ValLoss: valLoss, Evals: evals, From: from})
-	if s.sinceBest >= s.s.Patience {
+	if s.sinceBest >= s.s.Patience*s.unit*max(1, len(s.workers)) {
 		s.stop("converged")
 	}
 }
@@ -575,13 +585,21 @@ func allFinite(v []float32) bool {
 	return sum == 0
 }
 
-// patience counts validation passes without a new best loss.
+// patience counts the updates merged without a new best loss. The run
+// stops after Settings.Patience rounds of the fleet's work without one
+// (every worker a unit of work each round): counted in aggregations, as
+// the paper does, a policy that merges every chunk of eight workers
+// stopped after three chunks a worker, on validation noise, while one that
+// merges every third chunk (Hermes's gate) or a round's mean (LocalSGD)
+// was given three to eight times the data to improve.
 func (s *Server) patience(loss float64) {
+	merged := s.merged
+	s.merged = 0
 	if finite(loss) && loss < s.bestLoss {
 		s.bestLoss, s.sinceBest = loss, 0
 		return
 	}
-	s.sinceBest++
+	s.sinceBest += merged
 }
 
 // deliverRounds adds the update to the round; the model moves when every

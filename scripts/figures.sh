@@ -14,7 +14,7 @@ parts=${*:-policies scenarios ablations scale}
 # fedasync-zstd is FedAsync with Hermes's chunk compression: a reference
 # row that shows how much of a gap is the codec's.
 all=hermes,hermes-paper,localsgd,fedbuff,fedasync,asp,ssp,bsp,fedasync-zstd
-ablations=hermes,hermes-paper,hermes-nostale,hermes-raw,hermes-nogup,hermes-noalloc,hermes-mean,hermes-gain,hermes-aim,hermes-eager,hermes-testfirst,hermes-deadline,hermes-speed
+ablations=hermes,hermes-paper,hermes-nostale,hermes-raw,hermes-gup,hermes-noalloc,hermes-mean,hermes-whole,hermes-gain,hermes-aim,hermes-eager,hermes-testfirst,hermes-deadline,hermes-speed
 for part in $parts; do
 	case $part in
 	policies)
