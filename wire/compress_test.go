@@ -2,32 +2,27 @@ package wire
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
-	"io"
-	"os"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hermes-go/hermes/data"
 )
 
 // images returns the first n images of the Fashion-MNIST fixture, 28×28
-// bytes each.
+// bytes each (data.Load scales bytes by 1/255; scaling back is exact).
 func images(t testing.TB, n int) []uint8 {
-	f, err := os.Open("../testdata/fmnist-1k-images-idx3-ubyte.gz")
-	if err != nil {
-		t.Fatal(err)
+	d, err := data.Load("../testdata/fmnist-1k-images-idx3-ubyte.gz", 10)
+	if err != nil || len(d.X) < n*784 {
+		t.Fatalf("fixture: %v", err)
 	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
+	out := make([]uint8, n*784)
+	for i, x := range d.X[:n*784] {
+		out[i] = uint8(math.Round(float64(x) * 255))
 	}
-	b, err := io.ReadAll(z)
-	if err != nil || len(b) < 16+n*784 {
-		t.Fatalf("fixture: %d bytes, %v", len(b), err)
-	}
-	return b[16 : 16+n*784]
+	return out
 }
 
 func compressedData(raw []uint8) Data {
