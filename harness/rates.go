@@ -61,8 +61,8 @@ var Tuned = mustTuned(tunedJSON)
 // given Hermes's chunk compression.
 var borrowed = map[string]string{
 	"hermes-nostale": "hermes", "hermes-gup": "hermes", "hermes-noalloc": "hermes", "hermes-mean": "hermes",
-	"hermes-whole": "hermes",
-	"hermes-gain":  "hermes", "hermes-aim": "hermes", "hermes-eager": "hermes", "hermes-testfirst": "hermes",
+	"hermes-whole": "hermes", "hermes-lossaware": "hermes",
+	"hermes-gain": "hermes", "hermes-aim": "hermes", "hermes-eager": "hermes", "hermes-testfirst": "hermes",
 	"hermes-raw": "hermes", "hermes-speed": "hermes", "hermes-deadline": "hermes",
 	"fedasync-zstd": "fedasync",
 }

@@ -96,13 +96,13 @@ func TestNoAllocNeverResizes(t *testing.T) {
 	}
 }
 
-// hermes-mean weighs every update equally where hermes weighs by the loss
-// each would give.
+// hermes-mean weighs every update equally where hermes-lossaware (the
+// paper's merge) weighs by the loss each would give.
 func TestMeanWeighsEqually(t *testing.T) {
 	// Validation losses in call order: start 2; first update: after 1;
 	// second: candidate 0.5, after 0.8.
 	final := map[string][]float32{}
-	for _, p := range []string{"hermes", "hermes-mean"} {
+	for _, p := range []string{"hermes-lossaware", "hermes-mean"} {
 		srv := newTestServer(t, func(s *Settings) { s.Policy = p; s.ServerLR = 0.5 }, []float32{1, 1}, &scriptedVal{losses: []float64{2, 1, 0.5, 0.8}})
 		srv.Step(0, Register{Worker: 1})
 		c0 := chunkOf(srv.Ready(), 1)
@@ -114,8 +114,8 @@ func TestMeanWeighsEqually(t *testing.T) {
 	if m := final["hermes-mean"]; m[0] != -0.5 || m[1] != 0.5 {
 		t.Fatalf("hermes-mean: %v, want [-0.5 0.5]", m)
 	}
-	// hermes: weights 1/1 and 1/0.5 give [-1/3, 1/3] (TestLossAwareMergeKnownNumbers).
-	if h := final["hermes"]; math.Abs(float64(h[0])+1.0/3) > 1e-6 {
-		t.Fatalf("hermes: %v, want [-1/3 1/3]", h)
+	// loss-aware: weights 1/1 and 1/0.5 give [-1/3, 1/3] (TestLossAwareMergeKnownNumbers).
+	if h := final["hermes-lossaware"]; math.Abs(float64(h[0])+1.0/3) > 1e-6 {
+		t.Fatalf("hermes-lossaware: %v, want [-1/3 1/3]", h)
 	}
 }

@@ -94,7 +94,7 @@ func TestCheckpointRestoreContinues(t *testing.T) {
 
 // A checkpoint that does not fit the run is refused with a reason.
 func TestRestoreRefusesForeignCheckpoints(t *testing.T) {
-	s, cp := checkpointedRun(t, "hermes")
+	s, cp := checkpointedRun(t, "hermes-paper") // a policy with a running aggregate
 	cases := []struct {
 		name string
 		mod  func(*Settings, *Checkpoint) int

@@ -116,13 +116,13 @@ func TestStalenessWeightOfHermes(t *testing.T) {
 		}
 		moved[p] = float64(before - srv.Params()[0])
 	}
-	// With equal losses the loss-aware merge averages the aggregate (0)
-	// and the update: the model moves by half the (weighted) update.
-	if got, want := moved["hermes"], 0.5/math.Sqrt(4); math.Abs(got-want) > 1e-6 {
+	// The update is applied as it comes (server rate 1), scaled by its
+	// staleness.
+	if got, want := moved["hermes"], 1/math.Sqrt(4); math.Abs(got-want) > 1e-6 {
 		t.Fatalf("hermes moved %v, want %v (weight 1/sqrt(1+3))", got, want)
 	}
-	if got := moved["hermes-nostale"]; math.Abs(got-0.5) > 1e-6 {
-		t.Fatalf("hermes-nostale moved %v, want 0.5", got)
+	if got := moved["hermes-nostale"]; math.Abs(got-1) > 1e-6 {
+		t.Fatalf("hermes-nostale moved %v, want 1", got)
 	}
 }
 
