@@ -119,3 +119,24 @@ func TestMeanWeighsEqually(t *testing.T) {
 		t.Fatalf("hermes-lossaware: %v, want [-1/3 1/3]", h)
 	}
 }
+
+// hermes-whole hands out chunks with nothing held out; hermes holds out
+// Settings.HoldOut of each.
+func TestWholeHoldsNothingOut(t *testing.T) {
+	for p, want := range map[string]float64{"hermes": Defaults().HoldOut, "hermes-whole": 0} {
+		srv := newTestServer(t, func(s *Settings) { s.Policy = p }, []float32{0}, &scriptedVal{losses: []float64{1}})
+		srv.Step(0, Register{Worker: 1})
+		n := 0
+		for _, a := range srv.Ready() {
+			if as, ok := a.(Assign); ok {
+				n++
+				if as.Work.HoldOut != want {
+					t.Fatalf("%s: chunk %d holds out %v, want %v", p, as.Work.Chunk.ID, as.Work.HoldOut, want)
+				}
+			}
+		}
+		if n == 0 {
+			t.Fatalf("%s: no chunk assigned", p)
+		}
+	}
+}
