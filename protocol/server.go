@@ -505,7 +505,9 @@ func (s *Server) merge(g []float32, from []WorkerID) {
 		s.patience(valLoss)
 	}
 	s.out = append(s.out, Applied{Version: s.version, ValLoss: valLoss, Evals: evals, From: from})
-	if s.sinceBest >= s.s.Patience*s.unit*max(1, len(s.workers)) {
+	// In int64: a patience of 1<<20 ("never") times a unit and a fleet
+	// overflows the 32-bit int of armv7 builds.
+	if int64(s.sinceBest) >= int64(s.s.Patience)*int64(s.unit)*int64(max(1, len(s.workers))) {
 		s.stop("converged")
 	}
 }
