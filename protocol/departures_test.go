@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// hermes departs from the paper in its gate (none), its merge weights and
-// its chunks' codec; hermes-gain, hermes-eager and hermes-deadline (each
+// hermes departs from the paper in its gate (none), its merge rule, its
+// staleness weights and its chunks' codec; hermes-gain, hermes-eager and hermes-deadline (each
 // hermes-gup, the gated hermes, with one change) and hermes-aim and
 // hermes-speed are candidates that were measured and not kept. These tests
 // pin each mechanism against the policy without it.

@@ -52,9 +52,6 @@ type Server struct {
 	sinceBest, merged int
 	changes           int // global-model changes since the last validation pass
 	evalEvery         int
-	// unit is how many updates are one unit of work for patience: 1 for a
-	// chunk, evalEvery for the policies whose update is one mini-batch.
-	unit int
 
 	started, stopped bool
 	resumed          bool // restored from a checkpoint of a started run
@@ -140,10 +137,6 @@ func NewServer(s Settings, params []float32, trainSize int, val Validator, rng *
 		if p.MiniBatchUnit {
 			srv.evalEvery = max(1, s.Chunk/s.MiniBatch)
 		}
-	}
-	srv.unit = 1
-	if p.MiniBatchUnit {
-		srv.unit = srv.evalEvery
 	}
 	return srv, nil
 }
@@ -505,9 +498,7 @@ func (s *Server) merge(g []float32, from []WorkerID) {
 		s.patience(valLoss)
 	}
 	s.out = append(s.out, Applied{Version: s.version, ValLoss: valLoss, Evals: evals, From: from})
-	// In int64: a patience of 1<<20 ("never") times a unit and a fleet
-	// overflows the 32-bit int of armv7 builds.
-	if int64(s.sinceBest) >= int64(s.s.Patience)*int64(s.unit)*int64(max(1, len(s.workers))) {
+	if s.patienceSpent() {
 		s.stop("converged")
 	}
 }
@@ -585,6 +576,19 @@ func allFinite(v []float32) bool {
 		sum += x - x // 0 for finite x, NaN otherwise
 	}
 	return sum == 0
+}
+
+// patienceSpent reports whether Settings.Patience rounds of the fleet's
+// work have been merged since the last new best loss. A unit of work is a
+// chunk, or evalEvery updates for the policies whose update is one
+// mini-batch. In int64: a patience of 1<<20 ("never") times a unit and a
+// fleet overflows the 32-bit int of armv7 builds.
+func (s *Server) patienceSpent() bool {
+	unit := int64(1)
+	if s.p.MiniBatchUnit {
+		unit = int64(s.evalEvery)
+	}
+	return int64(s.sinceBest) >= int64(s.s.Patience)*unit*int64(max(1, len(s.workers)))
 }
 
 // patience counts the updates merged without a new best loss. The run
