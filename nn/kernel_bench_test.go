@@ -49,3 +49,18 @@ func BenchmarkKernelPanel(b *testing.B) {
 		b.ReportMetric(float64(2*mr*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	})
 }
+
+// BenchmarkKernelHalf is the 8×16 AVX-512 kernel alone, A read in place and
+// B packed, all in L1: the ceiling of a dense layer's input gradient at a
+// mini-batch of 16 (computed as Cᵀ, 16 columns).
+func BenchmarkKernelHalf(b *testing.B) {
+	if !wide {
+		b.Skip("the half-width kernel is AVX-512's")
+	}
+	const k = 256
+	a, bb, c := make([]float32, mr*k), make([]float32, k*nr), make([]float32, mr*nr)
+	for b.Loop() {
+		kernelHalf(k, a, k, bb, nr, c, nr, true)
+	}
+	b.ReportMetric(float64(2*mr*nr/2*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
