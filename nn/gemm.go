@@ -310,7 +310,10 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 						pb = pbuf[jr*kb:]
 					}
 					if aT && wb == nr {
-						kernelT(kb, pa, lda, pb, ldb, nr, g.c[ir*g.ldc+jc+jr:], g.ldc, store, stream)
+						// Every whole strip left in one call.
+						s := (nb - jr) / nr
+						kernelTStrips(kb, pa, lda, pb, ldb, s, g.c[ir*g.ldc+jc+jr:], g.ldc, store, stream)
+						jr += (s - 1) * nr
 						continue
 					}
 					// A packed strip no wider than half the kernel

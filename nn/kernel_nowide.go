@@ -19,6 +19,10 @@ func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32
 	panic("nn: kernelT without transposedA")
 }
 
+func kernelTStrips(k int, at []float32, ldat int, b []float32, ldb, strips int, c []float32, ldc int, store, stream bool) {
+	panic("nn: kernelTStrips without transposedA")
+}
+
 // segKernel: no kernel here gathers A from segments.
 func segKernel() bool { return false }
 
