@@ -31,6 +31,23 @@ type Scenario struct {
 	// training and messages, queues for the cores. It is how `hermes demo`
 	// runs.
 	HostCores int `json:"host_cores,omitempty"`
+	// MeasureEveryS is how often, in virtual seconds, the harness
+	// measures test accuracy when the model changes without the server
+	// validating it (the one-step policies, dozens of changes a second);
+	// their time to target is at most this late. 0: 0.5 s. A test pass of
+	// the CNN costs seconds of wall time, so a run of thousands of
+	// virtual seconds at 0.5 s took hours; the chunk policies are measured
+	// at every validated change whatever this says.
+	MeasureEveryS float64 `json:"measure_every_s,omitempty"`
+}
+
+// measureEvery is the harness's test-accuracy cadence for the policies
+// whose model changes many times a second (MeasureEveryS).
+func (sc *Scenario) measureEvery() Time {
+	if sc.MeasureEveryS > 0 {
+		return Time(sc.MeasureEveryS * float64(time.Second))
+	}
+	return Time(500 * time.Millisecond)
 }
 
 // Device is a machine's compute speed, its fixed costs and its network
@@ -239,6 +256,9 @@ func (sc *Scenario) Validate() error {
 		return fmt.Errorf("workers is empty")
 	}
 	if err := checkField("time_budget_s", sc.TimeBudgetS, true); err != nil {
+		return err
+	}
+	if err := checkField("measure_every_s", sc.MeasureEveryS, false); err != nil {
 		return err
 	}
 	if sc.HostCores < 0 {

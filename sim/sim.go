@@ -30,10 +30,6 @@ type Time = protocol.Time
 // headerBytes is charged for every message on top of its payload.
 const headerBytes = 64
 
-// measureEvery is the harness's test-accuracy cadence for policies whose
-// model changes many times a second.
-const measureEvery = 500 * time.Millisecond
-
 // Env is what the policies of one scenario share, read-only: the data,
 // split into training, validation (carved from the training data, never
 // given to workers) and test sets, and the model spec.
@@ -492,12 +488,12 @@ func (s *simulation) serverAction(a protocol.Action) {
 	case protocol.Applied:
 		// The harness measures after every change the server validated
 		// (every change of the chunk policies, seconds apart), and
-		// otherwise at most every measureEvery of virtual time: one-step
+		// otherwise at most every measure_every_s of virtual time: one-step
 		// policies change the model dozens of times a second, and their
 		// time to target should wait neither for the server's next
 		// validation nor for a coarse clock (at 5 s, runs of 10 s were
 		// measured up to 50% late).
-		if a.Evals == 0 && at-s.lastMeasure < measureEvery {
+		if a.Evals == 0 && at-s.lastMeasure < s.sc.measureEvery() {
 			return
 		}
 		s.lastMeasure = at

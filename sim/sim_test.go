@@ -335,3 +335,44 @@ func mustJSON(v any) string {
 	}
 	return string(b)
 }
+
+// A scenario's measure_every_s sets how often the harness measures a
+// model that changes without validation (the one-step policies; validation
+// is made rare here): the run itself is the same, measured that often,
+// and its time to target is at most that much later.
+func TestMeasureEveryIsTheHarnessCadence(t *testing.T) {
+	env := tinyEnv(t)
+	opts := Options{Settings: tinySettings("asp"), Hyper: harness.Hyper{LocalLR: 0.05, ServerLR: 0.05}}
+	opts.Settings.EvalEvery = 1000
+	run := func(every float64) (Result, Trace) {
+		e, sc := *env, *env.Scenario
+		sc.MeasureEveryS = every
+		e.Scenario = &sc
+		res, tr, err := Run(&e, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.ReachedTarget {
+			t.Fatalf("every %g s: target not reached: %+v", every, res)
+		}
+		return res, tr
+	}
+	fine, ft := run(0.05)
+	coarse, ct := run(0.25)
+	if len(ct.Points) >= len(ft.Points) {
+		t.Fatalf("measured %d times every 0.25 s, %d times every 0.05 s", len(ct.Points), len(ft.Points))
+	}
+	for i := 1; i < len(ct.Points); i++ {
+		if gap := ct.Points[i].T - ct.Points[i-1].T; gap < 0.25 {
+			t.Fatalf("measured %.3f s after the last one, cadence 0.25 s: %+v", gap, ct.Points)
+		}
+	}
+	if late := *coarse.TimeToTargetS - *fine.TimeToTargetS; late < 0 || late > 0.25+0.1 {
+		t.Fatalf("time to target %.3f s every 0.05 s, %.3f s every 0.25 s", *fine.TimeToTargetS, *coarse.TimeToTargetS)
+	}
+	sc := *env.Scenario
+	sc.MeasureEveryS = -1
+	if err := sc.Validate(); err == nil || err.Error() != "measure_every_s = -1, want >= 0" {
+		t.Fatalf("negative cadence: %v", err)
+	}
+}
