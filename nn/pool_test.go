@@ -55,3 +55,32 @@ func TestMaxPoolPicksTheFirstMaximum(t *testing.T) {
 		}
 	}
 }
+
+// The 2×2 stride-2 backward pass (a row pair at a time) against the
+// general one (clear, then add each gradient at its maximum), on images
+// with an odd row and column that no window covers.
+func TestMaxPool2BackwardMatchesGeneral(t *testing.T) {
+	for _, in := range []Shape{{3, 7, 7}, {2, 6, 5}, {1, 4, 4}} {
+		l := NewMaxPool2D(in, 2, 2)
+		n := 3
+		fill := randomFill()
+		x := fill(n * in.Size())
+		y := l.Forward(x, n, true)
+		dy := fill(len(y))
+		// The last step's gradient is still in dx: every value must be
+		// written again.
+		for i, dx := 0, l.Backward(dy, n, true); i < len(dx); i++ {
+			dx[i] = float32(math.NaN())
+		}
+		got := l.Backward(dy, n, true)
+		want := make([]float32, len(got))
+		for i, a := range l.arg {
+			want[a] += dy[i]
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%v: dx[%d] = %v, want %v", in, i, got[i], want[i])
+			}
+		}
+	}
+}
