@@ -208,6 +208,16 @@ func (l *Conv2D) span(o, size int) (start, k0, k1 int) {
 // row of cols, from its start, in (ky, kx, c) order; positions in the
 // padding are zero.
 func (l *Conv2D) im2col(x, cols []float32, lo, hi int) {
+	if l.c == 1 {
+		l.im2colOne(x, cols, lo, hi)
+		return
+	}
+	l.im2colAny(x, cols, lo, hi)
+}
+
+// im2colAny is im2col for any number of channels, a receptive field at a
+// time.
+func (l *Conv2D) im2colAny(x, cols []float32, lo, hi int) {
 	K, C, row := l.patch(), l.c, 0
 	kw := l.k * C
 	for s := lo; s < hi; s++ {
@@ -230,6 +240,55 @@ func (l *Conv2D) im2col(x, cols []float32, lo, hi int) {
 					clear(d[kx1*C:])
 				}
 			}
+		}
+	}
+}
+
+// im2colOne is im2col for one input channel (a first convolution over a
+// grey image): a receptive field's rows are a few values each (5 for the
+// CNN), for which the runtime's copy and clear calls cost more than the
+// values, so it copies them in loops, a row of taps at a time across an
+// output row.
+func (l *Conv2D) im2colOne(x, cols []float32, lo, hi int) {
+	K, k := l.patch(), l.k
+	row := 0
+	for s := lo; s < hi; s++ {
+		img := x[s*l.h*l.w : (s+1)*l.h*l.w]
+		for oy := 0; oy < l.oh; oy++ {
+			for ky := 0; ky < k; ky++ {
+				iy := oy*l.stride - l.pad + ky
+				out := cols[row*K+ky*k:]
+				if iy < 0 || iy >= l.h {
+					for ox := 0; ox < l.ow; ox++ {
+						d := out[ox*K : ox*K+k]
+						for i := range d {
+							d[i] = 0
+						}
+					}
+					continue
+				}
+				src := img[iy*l.w : iy*l.w+l.w]
+				for ox := 0; ox < l.ow; ox++ {
+					d := out[ox*K : ox*K+k]
+					x0 := ox*l.stride - l.pad
+					if x0 >= 0 && x0+k <= l.w {
+						v := src[x0 : x0+k]
+						d = d[:len(v)]
+						for i, f := range v {
+							d[i] = f
+						}
+						continue
+					}
+					for i := range d {
+						if xi := x0 + i; xi >= 0 && xi < l.w {
+							d[i] = src[xi]
+						} else {
+							d[i] = 0
+						}
+					}
+				}
+			}
+			row += l.ow
 		}
 	}
 }

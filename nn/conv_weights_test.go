@@ -94,3 +94,25 @@ func TestImplicitWeightsMatchLowered(t *testing.T) {
 		}
 	})
 }
+
+// The one-channel lowering (loops, a row of taps at a time) against the
+// general one, with windows that leave the image on every side.
+func TestIm2colOneMatchesGeneral(t *testing.T) {
+	fill := randomFill()
+	for _, g := range []struct{ h, w, k, stride, pad int }{
+		{28, 28, 5, 1, 2}, {7, 9, 3, 2, 1}, {6, 5, 3, 1, 0}, {5, 5, 5, 1, 4}, {8, 6, 2, 3, 1},
+	} {
+		l := NewConv2D(Shape{1, g.h, g.w}, 4, g.k, g.stride, g.pad, false)
+		n := 2
+		x := fill(n * g.h * g.w)
+		size := n * l.oh * l.ow * l.patch()
+		got, want := fill(size), fill(size) // stale values: every one must be written
+		l.im2colOne(x, got, 0, n)
+		l.im2colAny(x, want, 0, n)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%+v: cols[%d] = %v, want %v", g, i, got[i], want[i])
+			}
+		}
+	}
+}
