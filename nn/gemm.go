@@ -312,7 +312,7 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 					if aT && wb == nr {
 						// Every whole strip left in one call.
 						s := (nb - jr) / nr
-						kernelTStrips(kb, pa, lda, pb, ldb, s, g.c[ir*g.ldc+jc+jr:], g.ldc, store, stream)
+						kernelT(kb, pa, lda, pb, ldb, s, g.c[ir*g.ldc+jc+jr:], g.ldc, store, stream)
 						jr += (s - 1) * nr
 						continue
 					}
@@ -323,7 +323,7 @@ func serialGemm(g *gemmArgs, buf *gemmBuf) {
 					half := wide && !inPlace && 2*wb <= nr
 					switch {
 					case aT:
-						kernelT(kb, pa, lda, pb, ldb, wb, buf.tmp[:], nr, true, false)
+						kernelTNarrow(kb, pa, lda, pb, ldb, wb, buf.tmp[:])
 					case half && mb == mr && 2*wb == nr:
 						kernelHalf(kb, pa, lda, pb, ldb, g.c[ir*g.ldc+jc+jr:], g.ldc, store)
 						continue

@@ -66,29 +66,12 @@ func kernelHalf(k int, a []float32, lda int, b []float32, ldb int, c []float32, 
 // transposed A in place.
 func transposedA() bool { return wide }
 
-// kernelT is kernel (or, for w < nr, narrowKernel into c with ldc nr) for
-// a transposed A read in place: element (i, p) of the mr×k A is
-// at[p·ldat+i]. Only when transposedA.
-func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32, ldc int, store, stream bool) {
-	if k == 0 {
-		return
-	}
-	_ = at[(k-1)*ldat+mr-1]
-	_ = b[(k-1)*ldb+w-1]
-	if w < nr {
-		_ = c[mr*nr-1]
-		kernel8x32n(k, &at[0], 1, ldat, &b[0], ldb, &c[0], 1<<w-1)
-		return
-	}
-	_ = c[(mr-1)*ldc+nr-1]
-	kernel8x32(k, &at[0], 1, ldat, &b[0], ldb, &c[0], ldc, 1, store, stream)
-}
-
-// kernelTStrips is kernelT on the strips adjacent nr-column blocks of B
-// and C, in one call: a weight gradient at a mini-batch of 16 (k = 16)
+// kernelT is kernel for a transposed A read in place (element (i, p) of
+// the mr×k A is at[p·ldat+i]), on the strips adjacent nr-column blocks of
+// B and C in one call: a weight gradient at a mini-batch of 16 (k = 16)
 // does so little per block that calling the kernel for each one cost
 // about a fifth of its time. Only when transposedA.
-func kernelTStrips(k int, at []float32, ldat int, b []float32, ldb, strips int, c []float32, ldc int, store, stream bool) {
+func kernelT(k int, at []float32, ldat int, b []float32, ldb, strips int, c []float32, ldc int, store, stream bool) {
 	if k == 0 || strips == 0 {
 		return
 	}
@@ -96,6 +79,19 @@ func kernelTStrips(k int, at []float32, ldat int, b []float32, ldb, strips int, 
 	_ = b[(k-1)*ldb+strips*nr-1]
 	_ = c[(mr-1)*ldc+strips*nr-1]
 	kernel8x32(k, &at[0], 1, ldat, &b[0], ldb, &c[0], ldc, strips, store, stream)
+}
+
+// kernelTNarrow is narrowKernel (into c with ldc nr) for a transposed A
+// read in place, as kernelT reads it, and a B of w < nr columns. Only
+// when transposedA.
+func kernelTNarrow(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32) {
+	if k == 0 {
+		return
+	}
+	_ = at[(k-1)*ldat+mr-1]
+	_ = b[(k-1)*ldb+w-1]
+	_ = c[mr*nr-1]
+	kernel8x32n(k, &at[0], 1, ldat, &b[0], ldb, &c[0], 1<<w-1)
 }
 
 // segKernel says whether kernelSeg can run (the AVX-512 kernels).

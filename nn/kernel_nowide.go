@@ -15,12 +15,12 @@ func kernelHalf(k int, a []float32, lda int, b []float32, ldb int, c []float32, 
 // transposedA: no kernel here reads a transposed A in place.
 func transposedA() bool { return false }
 
-func kernelT(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32, ldc int, store, stream bool) {
+func kernelT(k int, at []float32, ldat int, b []float32, ldb, strips int, c []float32, ldc int, store, stream bool) {
 	panic("nn: kernelT without transposedA")
 }
 
-func kernelTStrips(k int, at []float32, ldat int, b []float32, ldb, strips int, c []float32, ldc int, store, stream bool) {
-	panic("nn: kernelTStrips without transposedA")
+func kernelTNarrow(k int, at []float32, ldat int, b []float32, ldb, w int, c []float32) {
+	panic("nn: kernelTNarrow without transposedA")
 }
 
 // segKernel: no kernel here gathers A from segments.
